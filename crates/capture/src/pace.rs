@@ -1,0 +1,43 @@
+use std::time::{Duration, Instant};
+
+/// Paces a replay so that frames are released at their capture-time spacing,
+/// scaled by `speed` (2.0 = twice as fast). `None` means as fast as possible.
+///
+/// The first frame anchors capture time to the wall clock; each later frame
+/// waits until `anchor + (ts - first_ts) / speed`. Sleeping happens only when
+/// the replay is ahead by more than a millisecond, so bursts cost no syscalls.
+#[derive(Debug)]
+pub struct Pacer {
+    speed: Option<f64>,
+    anchor: Option<(Instant, u64)>,
+    /// How far behind schedule the replay has fallen at worst.
+    pub max_lag: Duration,
+}
+
+impl Pacer {
+    pub fn new(speed: Option<f64>) -> Self {
+        Pacer {
+            speed: speed.filter(|s| s.is_finite() && *s > 0.0),
+            anchor: None,
+            max_lag: Duration::ZERO,
+        }
+    }
+
+    /// Blocks until the frame stamped `ts_ns` is due.
+    pub fn wait(&mut self, ts_ns: u64) {
+        let Some(speed) = self.speed else { return };
+        let (t0, ts0) = *self.anchor.get_or_insert((Instant::now(), ts_ns));
+        // Out-of-order timestamps are released at once rather than rewinding.
+        let offset_ns = ts_ns.saturating_sub(ts0) as f64 / speed;
+        let due = t0 + Duration::from_nanos(offset_ns as u64);
+        let now = Instant::now();
+        if due > now {
+            let ahead = due - now;
+            if ahead > Duration::from_millis(1) {
+                std::thread::sleep(ahead);
+            }
+        } else {
+            self.max_lag = self.max_lag.max(now - due);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `trafficscope flows`: bidirectional flow records as CSV or JSON Lines.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+
+use clap::{Args, ValueEnum};
+use flow::{FlowRecord, FlowTable};
+
+use crate::input::{Input, Stop};
+use crate::{Failure, FlowArgs, InputArgs};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: FlowFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<String>,
+}
+
+struct FlowSink {
+    out: Box<dyn Write>,
+    format: FlowFormat,
+    line: String,
+    err: Option<io::Error>,
+    written: u64,
+}
+
+impl FlowSink {
+    fn emit(&mut self, r: FlowRecord) {
+        if self.err.is_some() {
+            return;
+        }
+        let res = match self.format {
+            FlowFormat::Csv => flow::write_csv_row(&mut self.out, &r, &mut self.line),
+            FlowFormat::Jsonl => serde_json::to_writer(&mut self.out, &r)
+                .map_err(io::Error::other)
+                .and_then(|()| self.out.write_all(b"\n")),
+        };
+        match res {
+            Ok(()) => self.written += 1,
+            Err(e) => self.err = Some(e),
+        }
+    }
+}
+
+pub fn run(args: FlowsArgs) -> Result<(), Failure> {
+    let mut input = Input::open(&args.input)?;
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    };
+    let mut sink = FlowSink {
+        out,
+        format: args.format,
+        line: String::with_capacity(512),
+        err: None,
+        written: 0,
+    };
+    if args.format == FlowFormat::Csv {
+        flow::write_csv_header(&mut sink.out)?;
+    }
+    let mut table = FlowTable::new(args.flow.config());
+    let mut malformed = 0u64;
+    let result = input.for_each(|frame| {
+        let pkt = decode::decode(frame.linktype, frame.data);
+        malformed += pkt.malformed.is_some() as u64;
+        table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |r| sink.emit(r));
+        match sink.err.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    // Whatever happened, the flows seen so far are written out.
+    if !matches!(result, Err(Stop::Sink(_))) {
+        table.flush(&mut |r| sink.emit(r));
+    }
+    let flushed = match sink.err.take() {
+        Some(e) => Err(e),
+        None => sink.out.flush(),
+    };
+    let st = table.stats();
+    let rs = input.reader.stats();
+    eprintln!(
+        "trafficscope: {} packets, {} flows (ended: {} fin, {} rst, {} idle, {} active, {} at end of input; {} evicted by --max-flows), {} malformed, {} without IP",
+        rs.packets,
+        st.flows,
+        st.ended_fin,
+        st.ended_rst,
+        st.ended_idle,
+        st.ended_active,
+        st.ended_at_end_of_input,
+        st.evicted,
+        malformed,
+        st.non_ip
+    );
+    result?;
+    flushed?;
+    Ok(())
+}

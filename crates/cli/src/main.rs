@@ -1,0 +1,189 @@
+//! The `trafficscope` binary: argument parsing and wiring of the library crates.
+
+mod flows;
+mod input;
+mod packets;
+mod stats;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "trafficscope",
+    version,
+    about = "Network-traffic analytics: read captures, decode packets, track flows, characterise traffic",
+    after_help = "Examples:\n  trafficscope stats -r capture.pcap\n  trafficscope flows -r capture.pcapng.gz --format jsonl\n  trafficscope packets -r capture.pcap -c 20\n\nExit status: 0 ok, 1 input error (named with file, byte offset and packet), 2 usage error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One line per packet, like tcpdump (table, CSV or JSON Lines).
+    Packets(packets::PacketsArgs),
+    /// Bidirectional flows with statistics, first-packet sequences and application hints.
+    Flows(flows::FlowsArgs),
+    /// Capture summary like capinfos: counts, rates, link types, protocol and service mix.
+    Stats(stats::StatsArgs),
+}
+
+/// Options shared by every command that reads packets.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Capture file to read (pcap or pcapng, optionally gzip/zstd-compressed); `-` for standard input.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: String,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+    /// Replay paced by capture timestamps: 1 = real time, 4 = four times faster, `max` = no pacing.
+    #[arg(long, value_name = "SPEED", default_value = "max", value_parser = parse_speed)]
+    pub speed: Speed,
+    /// Local networks (CIDR[,CIDR…]) deciding uplink/downlink; without it, the flow initiator's side is "up".
+    #[arg(long = "local-net", value_name = "CIDRS", value_parser = parse_local_nets)]
+    pub local_net: Option<flow::LocalNets>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Speed(pub Option<f64>);
+
+fn parse_speed(s: &str) -> Result<Speed, String> {
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(Speed(None));
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(Speed(Some(v))),
+        _ => Err(format!(
+            "invalid speed {s:?}: use a positive factor such as 1 or 4, or `max`"
+        )),
+    }
+}
+
+fn parse_local_nets(s: &str) -> Result<flow::LocalNets, String> {
+    flow::LocalNets::parse(s).map_err(|e| e.to_string())
+}
+
+/// Flow-table options shared by `flows`, `packets` and `stats`.
+#[derive(Args, Debug, Clone)]
+pub struct FlowArgs {
+    /// End a flow after this long without packets (e.g. 120s, 2m).
+    #[arg(long = "idle-timeout", value_name = "DURATION", default_value = "120s", value_parser = parse_duration_ns)]
+    pub idle_timeout: u64,
+    /// End (and restart) a flow open longer than this.
+    #[arg(long = "active-timeout", value_name = "DURATION", default_value = "1800s", value_parser = parse_duration_ns)]
+    pub active_timeout: u64,
+    /// Most flows held at once; beyond it the least recently seen is evicted (counted).
+    #[arg(long = "max-flows", value_name = "N", default_value_t = 1_000_000)]
+    pub max_flows: usize,
+    /// Packets kept per flow in the first-N size/direction/timing sequences.
+    #[arg(long = "first-n", value_name = "N", default_value_t = 32)]
+    pub first_n: usize,
+    /// Make the outer VLAN id part of the flow key.
+    #[arg(long = "vlan-key")]
+    pub vlan_key: bool,
+}
+
+impl FlowArgs {
+    pub fn config(&self) -> flow::FlowConfig {
+        flow::FlowConfig {
+            idle_timeout_ns: self.idle_timeout,
+            active_timeout_ns: self.active_timeout,
+            max_flows: self.max_flows,
+            first_n: self.first_n,
+            vlan_in_key: self.vlan_key,
+            ..flow::FlowConfig::default()
+        }
+    }
+}
+
+/// Parses `1.5s`, `200ms`, `2m`, `1h`, `30us` or a bare number of seconds.
+pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 120s, 500ms, 2m"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1e9,
+        "ms" => 1e6,
+        "us" | "µs" => 1e3,
+        "ns" => 1.0,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {s:?}: use ns, us, ms, s, m or h"
+            ))
+        }
+    };
+    Ok((v * mult).round() as u64)
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Jsonl,
+}
+
+/// Failure classes, mapped to exit codes.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad or unreadable input (exit 1).
+    Input(anyhow::Error),
+    /// Inconsistent options (exit 2).
+    Usage(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Input(e)
+    }
+}
+
+impl From<capture::CaptureError> for Failure {
+    fn from(e: capture::CaptureError) -> Self {
+        Failure::Input(e.into())
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Input(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Packets(a) => packets::run(a),
+        Command::Flows(a) => flows::run(a),
+        Command::Stats(a) => stats::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            // A closed stdout (`| head`) is not an error worth a message.
+            if let Some(ioe) = e.downcast_ref::<io::Error>() {
+                if ioe.kind() == io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            let _ = io::stdout().flush();
+            eprintln!("trafficscope: error: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("trafficscope: usage error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

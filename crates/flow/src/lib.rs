@@ -1,0 +1,19 @@
+//! Bidirectional flow tracking.
+//!
+//! [`FlowTable`] keys packets by the canonical five-tuple ([`FlowKey`]),
+//! keeps per-direction statistics, the first-N packet sequence and
+//! application hints, and emits a [`FlowRecord`] when a flow ends: idle or
+//! active timeout, TCP FIN/RST, eviction to respect `max_flows`, or end of
+//! input. All timers run on packet timestamps.
+
+mod export;
+mod key;
+mod net;
+mod record;
+mod table;
+
+pub use export::{write_csv_header, write_csv_row, FLOW_CSV_COLUMNS};
+pub use key::{Addr, Endpoint, FlowKey};
+pub use net::{Cidr, CidrError, Direction, LocalNets};
+pub use record::{AppInfo, DirStats, EndReason, FlowRecord, Stat};
+pub use table::{FlowConfig, FlowTable, Placement, TableStats};

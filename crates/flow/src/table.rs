@@ -1,0 +1,587 @@
+use std::collections::{HashMap, VecDeque};
+
+use decode::app::{dns_type_name, inspect, AppHint};
+use decode::{tcp_flags, Packet};
+
+use crate::key::{Addr, Endpoint, FlowKey};
+use crate::record::{AppInfo, DirStats, EndReason, FlowRecord, Running};
+
+const NIL: u32 = u32::MAX;
+const NS: u64 = 1_000_000_000;
+
+/// Flow table settings. Timeouts run on capture time, so a file behaves
+/// exactly like the live traffic it recorded.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// A flow with no packet for this long ends (default 120 s).
+    pub idle_timeout_ns: u64,
+    /// A flow open this long ends and restarts (default 1800 s).
+    pub active_timeout_ns: u64,
+    /// After FIN in both directions or RST, late packets (the last ACK) are
+    /// still counted for this long before the record is emitted (5 s, like
+    /// Zeek's tcp_close_delay).
+    pub close_linger_ns: u64,
+    /// Upper bound on open flows; beyond it the least recently seen is evicted.
+    pub max_flows: usize,
+    /// Length of the first-packets sequences kept per flow (default 32).
+    pub first_n: usize,
+    /// Payload packets per flow handed to the application-hint parsers.
+    pub inspect_packets: u8,
+    /// Put the outer VLAN id in the flow key.
+    pub vlan_in_key: bool,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            idle_timeout_ns: 120 * NS,
+            active_timeout_ns: 1800 * NS,
+            close_linger_ns: 5 * NS,
+            max_flows: 1_000_000,
+            first_n: 32,
+            inspect_packets: 8,
+            vlan_in_key: false,
+        }
+    }
+}
+
+/// Counters of the table's life, for `stats` and the end-of-run report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    pub flows: u64,
+    pub peak_open: u64,
+    pub ended_idle: u64,
+    pub ended_active: u64,
+    pub ended_fin: u64,
+    pub ended_rst: u64,
+    pub evicted: u64,
+    pub ended_at_end_of_input: u64,
+    /// IP packets that belong to no flow (not TCP/UDP/SCTP/ICMP or a fragment whose first part was not seen are still tracked; this counts packets without an IP layer).
+    pub non_ip: u64,
+    /// Non-first fragments whose first fragment was not seen (tracked under ports 0).
+    pub orphan_fragments: u64,
+}
+
+/// Where a packet went: the flow it was counted in and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub flow_id: u64,
+    /// `true` when the packet travels initiator → responder.
+    pub forward: bool,
+    /// Position of the packet in its flow (1-based).
+    pub position: u64,
+}
+
+#[derive(Default)]
+struct DirAcc {
+    packets: u64,
+    bytes: u64,
+    ip_bytes: u64,
+    payload_bytes: u64,
+    size: Running,
+    iat: Running,
+    last_ts: u64,
+    flags: [u32; 8],
+}
+
+impl DirAcc {
+    fn summary(&self) -> DirStats {
+        DirStats {
+            packets: self.packets,
+            bytes: self.bytes,
+            ip_bytes: self.ip_bytes,
+            payload_bytes: self.payload_bytes,
+            size: self.size.summary(),
+            iat_us: self.iat.summary(),
+            tcp_flags: self.flags,
+        }
+    }
+}
+
+struct FlowState {
+    key: FlowKey,
+    gen: u32,
+    id: u64,
+    init_is_lo: bool,
+    start: u64,
+    last: u64,
+    dirs: [DirAcc; 2],
+    fragments: u64,
+    first_sizes: Vec<u32>,
+    first_dirs: Vec<i8>,
+    first_iats_us: Vec<f64>,
+    app: AppInfo,
+    inspected: u8,
+    fin: [bool; 2],
+    closing: Option<EndReason>,
+    ip_version: u8,
+    tunnel: Option<&'static str>,
+    prev: u32,
+    next: u32,
+}
+
+type FragKey = (Addr, Addr, u8, u32);
+
+/// A bounded bidirectional flow table.
+///
+/// Packets go in through [`FlowTable::process`]; finished flows come out
+/// through the `emit` callback (idle, active, FIN/RST, eviction) and at the
+/// end through [`FlowTable::flush`]. Memory is bounded by `max_flows`.
+pub struct FlowTable {
+    cfg: FlowConfig,
+    map: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    slots: Vec<FlowState>,
+    free: Vec<u32>,
+    /// Least recently seen first.
+    lru_head: u32,
+    lru_tail: u32,
+    /// (start time, slot, generation), in creation order.
+    active_q: VecDeque<(u64, u32, u32)>,
+    /// (deadline, slot, generation) of closing TCP flows.
+    closing_q: VecDeque<(u64, u32, u32)>,
+    /// First fragments seen: (src, dst, protocol, id) → ports and time.
+    frags: HashMap<FragKey, (u16, u16, u64), foldhash::fast::RandomState>,
+    next_id: u64,
+    now: u64,
+    stats: TableStats,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> Self {
+        FlowTable {
+            cfg,
+            map: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lru_head: NIL,
+            lru_tail: NIL,
+            active_q: VecDeque::new(),
+            closing_q: VecDeque::new(),
+            frags: HashMap::default(),
+            next_id: 1,
+            now: 0,
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    /// Number of open flows.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Counts one packet into its flow. Returns `None` for packets without
+    /// an IP layer (ARP, other ethertypes, malformed link layers).
+    pub fn process(
+        &mut self,
+        pkt: &Packet<'_>,
+        ts_ns: u64,
+        wire_len: u32,
+        emit: &mut impl FnMut(FlowRecord),
+    ) -> Option<Placement> {
+        // Timers run on capture time; a timestamp going backwards does not rewind them.
+        if ts_ns > self.now {
+            self.now = ts_ns;
+            self.expire(emit);
+        }
+        let Some(ip) = pkt.ip else {
+            self.stats.non_ip += 1;
+            return None;
+        };
+        let src = Addr::from(ip.src);
+        let dst = Addr::from(ip.dst);
+        let (mut sport, mut dport) = pkt.ports().unwrap_or((0, 0));
+        if let Some(frag) = ip.fragment {
+            let fk = (src, dst, ip.protocol, frag.id);
+            if frag.offset == 0 {
+                if self.frags.len() >= 65_536 {
+                    self.prune_fragments();
+                }
+                self.frags.insert(fk, (sport, dport, ts_ns));
+            } else if let Some(&(s, d, _)) = self.frags.get(&fk) {
+                sport = s;
+                dport = d;
+            } else {
+                self.stats.orphan_fragments += 1;
+            }
+        }
+        let vlan = if self.cfg.vlan_in_key { pkt.vlan[0] } else { 0 };
+        let (key, lo_to_hi) = FlowKey::new(
+            ip.protocol,
+            Endpoint {
+                addr: src,
+                port: sport,
+            },
+            Endpoint {
+                addr: dst,
+                port: dport,
+            },
+            vlan,
+        );
+        let tcp = pkt.tcp().copied();
+        let mut slot = self.map.get(&key).copied();
+        // A fresh SYN on a closing connection starts a new flow (port reuse).
+        if let (Some(s), Some(t)) = (slot, tcp) {
+            let st = &self.slots[s as usize];
+            if st.closing.is_some() && t.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+            {
+                let reason = st.closing.unwrap_or(EndReason::Fin);
+                self.finish(s, reason, emit);
+                slot = None;
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                let mut init_is_lo = lo_to_hi;
+                if let Some(t) = tcp {
+                    let synack = tcp_flags::SYN | tcp_flags::ACK;
+                    if t.flags & synack == synack
+                        || (t.flags & tcp_flags::SYN == 0 && sport < 1024 && dport >= 1024)
+                    {
+                        // We see the server's side first: the destination initiated.
+                        init_is_lo = !lo_to_hi;
+                    }
+                }
+                let ip_version = ip.version;
+                let tunnel = pkt.tunnel.map(|t| t.kind.name());
+                self.create(key, init_is_lo, ts_ns, ip_version, tunnel, emit)
+            }
+        };
+        let first_n = self.cfg.first_n;
+        let inspect_limit = self.cfg.inspect_packets;
+        let linger = self.cfg.close_linger_ns;
+        let st = &mut self.slots[slot as usize];
+        let forward = lo_to_hi == st.init_is_lo;
+        let d = if forward { 0 } else { 1 };
+        let prev_last = st.last;
+        st.last = st.last.max(ts_ns);
+        let acc = &mut st.dirs[d];
+        if acc.packets > 0 {
+            acc.iat
+                .push(ts_ns.saturating_sub(acc.last_ts) as f64 / 1_000.0);
+        }
+        acc.packets += 1;
+        acc.last_ts = ts_ns;
+        acc.bytes += wire_len as u64;
+        acc.ip_bytes += ip.total_len as u64;
+        acc.payload_bytes += pkt.payload_len as u64;
+        acc.size.push(wire_len as f64);
+        if let Some(t) = tcp {
+            for (bit, count) in acc.flags.iter_mut().enumerate() {
+                *count += ((t.flags >> bit) & 1) as u32;
+            }
+        }
+        if ip.fragment.is_some() {
+            st.fragments += 1;
+        }
+        let position = st.dirs[0].packets + st.dirs[1].packets;
+        if st.first_sizes.len() < first_n {
+            st.first_sizes.push(wire_len);
+            st.first_dirs.push(if forward { 1 } else { -1 });
+            let iat = if position == 1 {
+                0.0
+            } else {
+                ts_ns.saturating_sub(prev_last) as f64 / 1_000.0
+            };
+            st.first_iats_us.push(iat);
+        }
+        if st.inspected < inspect_limit && !pkt.payload.is_empty() {
+            st.inspected += 1;
+            if let Some(h) = inspect(pkt) {
+                merge_hint(&mut st.app, &h);
+            }
+        }
+        if let Some(t) = tcp {
+            if st.closing.is_none() {
+                if t.flags & tcp_flags::RST != 0 {
+                    st.closing = Some(EndReason::Rst);
+                } else if t.flags & tcp_flags::FIN != 0 {
+                    st.fin[d] = true;
+                    if st.fin[0] && st.fin[1] {
+                        st.closing = Some(EndReason::Fin);
+                    }
+                }
+                if st.closing.is_some() {
+                    let gen = st.gen;
+                    self.closing_q.push_back((ts_ns + linger, slot, gen));
+                }
+            }
+        }
+        let flow_id = self.slots[slot as usize].id;
+        self.touch(slot);
+        Some(Placement {
+            flow_id,
+            forward,
+            position,
+        })
+    }
+
+    /// Ends every open flow (reason `end-of-input`), oldest first.
+    pub fn flush(&mut self, emit: &mut impl FnMut(FlowRecord)) {
+        let mut order: Vec<(u64, u32)> = self
+            .map
+            .values()
+            .map(|&s| (self.slots[s as usize].id, s))
+            .collect();
+        order.sort_unstable();
+        for (_, s) in order {
+            let reason = self.slots[s as usize]
+                .closing
+                .unwrap_or(EndReason::EndOfInput);
+            self.finish(s, reason, emit);
+        }
+        self.active_q.clear();
+        self.closing_q.clear();
+        self.frags.clear();
+    }
+
+    /// Advances the clock without a packet (live capture with no traffic),
+    /// expiring flows whose timeouts passed.
+    pub fn advance_to(&mut self, ts_ns: u64, emit: &mut impl FnMut(FlowRecord)) {
+        if ts_ns > self.now {
+            self.now = ts_ns;
+            self.expire(emit);
+        }
+    }
+
+    fn expire(&mut self, emit: &mut impl FnMut(FlowRecord)) {
+        let now = self.now;
+        while let Some(&(deadline, slot, gen)) = self.closing_q.front() {
+            if deadline > now {
+                break;
+            }
+            self.closing_q.pop_front();
+            if self.live(slot, gen) {
+                let reason = self.slots[slot as usize].closing.unwrap_or(EndReason::Fin);
+                self.finish(slot, reason, emit);
+            }
+        }
+        let active = self.cfg.active_timeout_ns;
+        while let Some(&(start, slot, gen)) = self.active_q.front() {
+            if start.saturating_add(active) > now {
+                break;
+            }
+            self.active_q.pop_front();
+            if self.live(slot, gen) {
+                self.finish(slot, EndReason::Active, emit);
+            }
+        }
+        let idle = self.cfg.idle_timeout_ns;
+        while self.lru_head != NIL {
+            let h = self.lru_head;
+            if self.slots[h as usize].last.saturating_add(idle) > now {
+                break;
+            }
+            self.finish(h, EndReason::Idle, emit);
+        }
+    }
+
+    fn live(&self, slot: u32, gen: u32) -> bool {
+        let st = &self.slots[slot as usize];
+        st.gen == gen && self.map.get(&st.key) == Some(&slot)
+    }
+
+    fn prune_fragments(&mut self) {
+        // Reassembly timeout of 30 s (RFC 791 suggests 15 s, Linux uses 30 s).
+        let horizon = self.now.saturating_sub(30 * NS);
+        self.frags.retain(|_, v| v.2 >= horizon);
+        if self.frags.len() >= 65_536 {
+            self.frags.clear();
+        }
+    }
+
+    fn create(
+        &mut self,
+        key: FlowKey,
+        init_is_lo: bool,
+        ts: u64,
+        ip_version: u8,
+        tunnel: Option<&'static str>,
+        emit: &mut impl FnMut(FlowRecord),
+    ) -> u32 {
+        if self.map.len() >= self.cfg.max_flows.max(1) && self.lru_head != NIL {
+            let victim = self.lru_head;
+            self.finish(victim, EndReason::Evicted, emit);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (lo_port, hi_port) = (key.lo.port, key.hi.port);
+        let first_n = self.cfg.first_n;
+        let state = FlowState {
+            key,
+            gen: 0,
+            id,
+            init_is_lo,
+            start: ts,
+            last: ts,
+            dirs: Default::default(),
+            fragments: 0,
+            first_sizes: Vec::with_capacity(first_n.min(64)),
+            first_dirs: Vec::with_capacity(first_n.min(64)),
+            first_iats_us: Vec::with_capacity(first_n.min(64)),
+            app: AppInfo {
+                service: decode::service::for_ports(key.protocol, lo_port, hi_port),
+                ..AppInfo::default()
+            },
+            inspected: 0,
+            fin: [false; 2],
+            closing: None,
+            ip_version,
+            tunnel,
+            prev: NIL,
+            next: NIL,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                let gen = self.slots[s as usize].gen;
+                self.slots[s as usize] = FlowState { gen, ..state };
+                s
+            }
+            None => {
+                self.slots.push(state);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, slot);
+        self.link_tail(slot);
+        let gen = self.slots[slot as usize].gen;
+        self.active_q.push_back((ts, slot, gen));
+        self.stats.flows += 1;
+        self.stats.peak_open = self.stats.peak_open.max(self.map.len() as u64);
+        slot
+    }
+
+    fn finish(&mut self, slot: u32, reason: EndReason, emit: &mut impl FnMut(FlowRecord)) {
+        self.unlink(slot);
+        let st = &mut self.slots[slot as usize];
+        self.map.remove(&st.key);
+        st.gen = st.gen.wrapping_add(1);
+        let (init, resp) = if st.init_is_lo {
+            (st.key.lo, st.key.hi)
+        } else {
+            (st.key.hi, st.key.lo)
+        };
+        let record = FlowRecord {
+            id: st.id,
+            start_ns: st.start,
+            end_ns: st.last,
+            protocol: st.key.protocol,
+            ip_version: st.ip_version,
+            src: init.addr.to_ip(),
+            src_port: init.port,
+            dst: resp.addr.to_ip(),
+            dst_port: resp.port,
+            vlan: st.key.vlan,
+            tunnel: st.tunnel,
+            fwd: st.dirs[0].summary(),
+            bwd: st.dirs[1].summary(),
+            fragments: st.fragments,
+            first_sizes: std::mem::take(&mut st.first_sizes),
+            first_dirs: std::mem::take(&mut st.first_dirs),
+            first_iats_us: std::mem::take(&mut st.first_iats_us),
+            app: std::mem::take(&mut st.app),
+            end_reason: reason,
+        };
+        self.free.push(slot);
+        let s = &mut self.stats;
+        match reason {
+            EndReason::Idle => s.ended_idle += 1,
+            EndReason::Active => s.ended_active += 1,
+            EndReason::Fin => s.ended_fin += 1,
+            EndReason::Rst => s.ended_rst += 1,
+            EndReason::Evicted => s.evicted += 1,
+            EndReason::EndOfInput => s.ended_at_end_of_input += 1,
+        }
+        emit(record);
+    }
+
+    fn touch(&mut self, slot: u32) {
+        if self.lru_tail != slot {
+            self.unlink(slot);
+            self.link_tail(slot);
+        }
+    }
+
+    fn link_tail(&mut self, slot: u32) {
+        let tail = self.lru_tail;
+        {
+            let st = &mut self.slots[slot as usize];
+            st.prev = tail;
+            st.next = NIL;
+        }
+        if tail != NIL {
+            self.slots[tail as usize].next = slot;
+        } else {
+            self.lru_head = slot;
+        }
+        self.lru_tail = slot;
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let (prev, next) = {
+            let st = &self.slots[slot as usize];
+            (st.prev, st.next)
+        };
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else if self.lru_head == slot {
+            self.lru_head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else if self.lru_tail == slot {
+            self.lru_tail = prev;
+        }
+        let st = &mut self.slots[slot as usize];
+        st.prev = NIL;
+        st.next = NIL;
+    }
+}
+
+fn merge_hint(app: &mut AppInfo, h: &AppHint<'_>) {
+    if app.detected.is_none() {
+        app.detected = Some(h.protocol());
+    }
+    match *h {
+        AppHint::TlsClientHello { sni, alpn } => {
+            app.detected = Some("tls");
+            if app.tls_sni.is_none() {
+                app.tls_sni = sni.map(str::to_string);
+            }
+            if app.tls_alpn.is_none() {
+                app.tls_alpn = alpn.map(str::to_string);
+            }
+        }
+        AppHint::Dns { qname, qtype, .. } if app.dns_query.is_none() => {
+            app.dns_query = Some(qname.as_str().to_string());
+            app.dns_qtype = Some(dns_type_name(qtype));
+        }
+        AppHint::HttpRequest { method, host } => {
+            app.detected = Some("http");
+            if app.http_method.is_none() {
+                app.http_method = Some(method.to_string());
+                app.http_host = host.map(str::to_string);
+            }
+        }
+        AppHint::Quic { version } if app.quic_version.is_none() => {
+            app.quic_version = Some(format!("0x{version:08x}"));
+        }
+        AppHint::Ssh { banner } if app.ssh_banner.is_none() => {
+            app.ssh_banner = Some(banner.to_string());
+        }
+        AppHint::Sip { .. } => app.detected = Some("sip"),
+        _ => {}
+    }
+}
