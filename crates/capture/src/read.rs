@@ -51,7 +51,7 @@ pub struct ReadStats {
     pub wire_bytes: u64,
     /// Records whose captured length exceeds the interface snaplen.
     pub caplen_over_snaplen: u64,
-    /// Records whose captured length exceeds the wire length (wire length is raised to caplen).
+    /// Records whose captured length exceeds the wire length (both kept as recorded).
     pub caplen_over_wire_len: u64,
     /// Records whose timestamp is earlier than the previous record's.
     pub out_of_order: u64,
@@ -312,8 +312,27 @@ impl CaptureReader {
             if head.len() < 24 {
                 return Err(self.truncated("pcap file header", 24));
             }
+            let major = rd16(&head[4..], big_endian);
+            let minor = rd16(&head[6..], big_endian);
             let snaplen = rd32(&head[16..], big_endian);
             let network = rd32(&head[20..], big_endian);
+            if major != 2 {
+                return Err(self.corrupt(
+                    "pcap file header",
+                    format!(
+                        "version {major}.{minor} is not a pcap version this reader knows (2.x)"
+                    ),
+                ));
+            }
+            if network & 0x03ff_0000 != 0 {
+                return Err(self.corrupt(
+                    "pcap file header",
+                    format!(
+                        "reserved bits of the link-type field are set (0x{:08x})",
+                        network & 0x03ff_0000
+                    ),
+                ));
+            }
             // The top bits of the link-type field may carry FCS information.
             let linktype = LinkType(network & 0x03ff_ffff);
             self.start += 24;
@@ -386,7 +405,7 @@ impl CaptureReader {
         let sec = rd32(h, be) as u64;
         let mut frac = rd32(&h[4..], be) as u64;
         let caplen = rd32(&h[8..], be) as usize;
-        let mut wire_len = rd32(&h[12..], be);
+        let wire_len = rd32(&h[12..], be);
         if caplen > MAX_RECORD {
             return Err(self.corrupt(
                 "pcap record header",
@@ -409,7 +428,6 @@ impl CaptureReader {
         }
         if caplen as u32 > wire_len {
             self.stats.caplen_over_wire_len += 1;
-            wire_len = caplen as u32;
         }
         self.note_ts(ts_ns);
         self.stats.packets += 1;
@@ -490,6 +508,16 @@ impl CaptureReader {
                             format!("length {total} is below the minimum of 28"),
                         ));
                     }
+                    let major = rd16(&self.buf[body_start + 4..], be);
+                    let minor = rd16(&self.buf[body_start + 6..], be);
+                    // 1.0 is the standard; 1.2 was written by some tools. libpcap
+                    // and Wireshark accept exactly these, so do we.
+                    if major != 1 || (minor != 0 && minor != 2) {
+                        return Err(self.corrupt(
+                            "pcapng section header",
+                            format!("version {major}.{minor} is not a pcapng version this reader knows (1.0)"),
+                        ));
+                    }
                     self.start += total;
                 }
                 1 => {
@@ -550,7 +578,7 @@ impl CaptureReader {
                     };
                     let units = ((rd32(&body[4..], be) as u64) << 32) | rd32(&body[8..], be) as u64;
                     let caplen = rd32(&body[12..], be) as usize;
-                    let mut wire_len = rd32(&body[16..], be);
+                    let wire_len = rd32(&body[16..], be);
                     if caplen > body.len() - 20 {
                         return Err(self.corrupt(
                             what,
@@ -581,7 +609,6 @@ impl CaptureReader {
                     }
                     if caplen as u32 > wire_len {
                         self.stats.caplen_over_wire_len += 1;
-                        wire_len = caplen as u32;
                     }
                     let ts_ns = iface.ts_ns(units);
                     self.note_ts(ts_ns);

@@ -22,7 +22,7 @@ pub struct PacketsArgs {
     pub format: Format,
 }
 
-const CSV_HEADER: &str = "number,time,ts_ns,caplen,wire_len,ip_version,ip_len,proto,src,src_port,dst,dst_port,direction,flow_id,tcp_flags,payload_len,vlan,tunnel,app,malformed";
+const CSV_HEADER: &str = "number,time,ts_ns,caplen,wire_len,ip_version,ip_len,proto,src,src_port,dst,dst_port,direction,flow_id,tcp_flags,payload_len,vlan,tunnel,frag_offset,app,malformed";
 
 pub fn run(args: PacketsArgs) -> Result<(), Failure> {
     let mut input = Input::open(&args.input)?;
@@ -192,7 +192,7 @@ fn render(
             };
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 frame.number,
                 Utc(frame.ts_ns),
                 frame.ts_ns,
@@ -219,6 +219,9 @@ fn render(
                 pkt.payload_len,
                 pkt.vlan[0],
                 tunnel,
+                ip.and_then(|i| i.fragment)
+                    .map(|f| f.offset.to_string())
+                    .unwrap_or_default(),
                 q(&hint),
                 q(malformed.as_deref().unwrap_or(""))
             );
@@ -244,6 +247,7 @@ fn render(
                 "payload_len": pkt.payload_len,
                 "vlan": (pkt.vlan[0] != 0).then_some(pkt.vlan[0]),
                 "tunnel": (!tunnel.is_empty()).then_some(tunnel),
+                "frag_offset": ip.and_then(|i| i.fragment).map(|f| f.offset),
                 "app": (!hint.is_empty()).then_some(hint),
                 "malformed": malformed,
             });

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::link::{ethernet, ppp_in_gre, raw_ip};
+use crate::link::{after_ethertype, ethernet, ppp_in_gre, raw_ip};
 use crate::{
     be16, be32, ethertype as et, proto, Fragment, IpInfo, Network, Packet, TcpInfo, Transport,
     Tunnel, TunnelKind, MAX_TUNNEL_DEPTH,
@@ -182,7 +182,19 @@ fn transport<'a>(protocol: u8, seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>
     match protocol {
         proto::TCP => {
             if seg.len() < 20 {
-                pkt.transport = Transport::Other;
+                // The ports come first: keep them so the packet finds its flow.
+                pkt.transport = if seg.len() >= 4 {
+                    Transport::Tcp(TcpInfo {
+                        src_port: be16(seg, 0),
+                        dst_port: be16(seg, 2),
+                        seq: 0,
+                        ack: 0,
+                        flags: 0,
+                        window: 0,
+                    })
+                } else {
+                    Transport::Other
+                };
                 pkt.fault("tcp", "header truncated");
                 return;
             }
@@ -212,7 +224,14 @@ fn transport<'a>(protocol: u8, seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>
         }
         proto::UDP => {
             if seg.len() < 8 {
-                pkt.transport = Transport::Other;
+                pkt.transport = if seg.len() >= 4 {
+                    Transport::Udp {
+                        src_port: be16(seg, 0),
+                        dst_port: be16(seg, 2),
+                    }
+                } else {
+                    Transport::Other
+                };
                 pkt.fault("udp", "header truncated");
                 return;
             }
@@ -288,6 +307,28 @@ fn transport<'a>(protocol: u8, seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>
             }
         }
         proto::GRE if depth < MAX_TUNNEL_DEPTH => gre(seg, claimed, pkt, depth),
+        proto::AH if seg.len() >= 12 => {
+            // Authentication Header: skip it to the protocol it protects.
+            let len = (seg[1] as usize + 2) * 4;
+            if len > seg.len() {
+                pkt.transport = Transport::Other;
+                pkt.payload = seg;
+                pkt.payload_len = claimed;
+                pkt.fault("ah", "header truncated");
+                return;
+            }
+            let next = seg[0];
+            if let Some(ip) = &mut pkt.ip {
+                ip.protocol = next;
+            }
+            transport(
+                next,
+                &seg[len..],
+                claimed.saturating_sub(len as u32),
+                pkt,
+                depth,
+            );
+        }
         _ => {
             pkt.transport = Transport::Other;
             pkt.payload = seg;
@@ -356,11 +397,21 @@ fn gre<'a>(seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>, depth: u8) {
         et::IPV4 | et::IPV6 => Some((ptype, inner)),
         et::TEB => ethernet(inner, &mut probe),
         et::PPP => ppp_in_gre(inner, &mut probe),
-        _ => None,
+        // ERSPAN type II: 8-byte header; type III: 12 bytes (+8 with the O flag).
+        0x88be if s && inner.len() > 8 => ethernet(&inner[8..], &mut probe),
+        0x88be if inner.len() > 0 => ethernet(inner, &mut probe),
+        0x22eb if inner.len() > 12 => {
+            let skip = if inner[11] & 1 != 0 { 20 } else { 12 };
+            inner.get(skip..).and_then(|i| ethernet(i, &mut probe))
+        }
+        // Cisco MetaData in GRE puts the next ethertype first, then 6 bytes.
+        0x8909 if inner.len() >= 8 => after_ethertype(be16(inner, 0), &inner[8..], &mut probe),
+        // VLAN, MPLS…: walk to the network layer.
+        other => after_ethertype(other, inner, &mut probe),
     };
     if let Some((ethertype, rest)) = found {
         if ethertype == et::IPV4 || ethertype == et::IPV6 {
-            if ptype == et::TEB {
+            if ptype != et::IPV4 && ptype != et::IPV6 && ptype != et::PPP {
                 pkt.vlan = probe.vlan;
             }
             enter_tunnel(pkt, TunnelKind::Gre, key);
@@ -374,7 +425,7 @@ fn udp_tunnel<'a>(sport: u16, dport: u16, pkt: &mut Packet<'a>, depth: u8) {
     if dport == 4789 && p.len() >= 8 + 14 && p[0] & 0x08 != 0 {
         let vni = be32(p, 4) >> 8;
         let mut probe = *pkt;
-        if let Some((ethertype, rest)) = ethernet(&p[8..], &mut probe) {
+        if let Some((ethertype, rest)) = ethernet(&p[8..], &mut probe).filter(is_ip) {
             enter_tunnel(pkt, TunnelKind::Vxlan, vni);
             pkt.vlan = probe.vlan;
             network(ethertype, rest, pkt, depth + 1);
@@ -393,7 +444,7 @@ fn udp_tunnel<'a>(sport: u16, dport: u16, pkt: &mut Packet<'a>, depth: u8) {
             et::IPV4 | et::IPV6 => Some((ptype, inner)),
             _ => None,
         };
-        if let Some((ethertype, rest)) = found {
+        if let Some((ethertype, rest)) = found.filter(is_ip) {
             enter_tunnel(pkt, TunnelKind::Geneve, vni);
             network(ethertype, rest, pkt, depth + 1);
         }
@@ -429,12 +480,25 @@ fn udp_tunnel<'a>(sport: u16, dport: u16, pkt: &mut Packet<'a>, depth: u8) {
             enter_tunnel(pkt, TunnelKind::GtpU, teid);
             network(ethertype, rest, pkt, depth + 1);
         }
-    } else if (dport == 3544 || sport == 3544) && p.len() >= 40 && p[0] >> 4 == 6 {
-        // Teredo: bare IPv6 over UDP (indication headers are left undecoded).
-        let plen = be16(p, 4) as usize;
-        if 40 + plen == p.len() {
+    } else if dport == 3544 || sport == 3544 {
+        // Teredo (RFC 4380): IPv6 over UDP, optionally behind an
+        // authentication and/or an origin indication header.
+        let mut off = 0;
+        if p.len() >= 4 && p[0] == 0 && p[1] == 1 {
+            let (id_len, au_len) = (p[2] as usize, p[3] as usize);
+            off += 4 + id_len + au_len + 9;
+        }
+        if p.len() >= off + 8 && p[off] == 0 && p[off + 1] == 0 {
+            off += 8;
+        }
+        let Some(inner) = p.get(off..) else { return };
+        if inner.len() >= 40 && inner[0] >> 4 == 6 && 40 + be16(inner, 4) as usize == inner.len() {
             enter_tunnel(pkt, TunnelKind::Teredo, 0);
-            ipv6(p, pkt, depth + 1);
+            ipv6(inner, pkt, depth + 1);
         }
     }
+}
+
+fn is_ip(found: &(u16, &[u8])) -> bool {
+    found.0 == et::IPV4 || found.0 == et::IPV6
 }

@@ -10,7 +10,22 @@ pub(crate) fn strip<'a>(
     match linktype.0 {
         1 => ethernet(data, pkt),
         // Raw IP: the version nibble says which.
-        101 | 12 | 14 | 228 | 229 => raw_ip(data, pkt, "raw-ip"),
+        101 | 12 | 14 => raw_ip(data, pkt, "raw-ip"),
+        // These two promise one version; another one is malformed, as in tshark.
+        228 | 229 => {
+            let want = if linktype.0 == 228 { 4 } else { 6 };
+            match data.first().map(|b| b >> 4) {
+                Some(v) if v == want => raw_ip(data, pkt, "raw-ip"),
+                Some(_) => {
+                    pkt.fault("raw-ip", "IP version does not match the link type");
+                    None
+                }
+                None => {
+                    pkt.fault("raw-ip", "empty packet");
+                    None
+                }
+            }
+        }
         113 => {
             if data.len() < 16 {
                 pkt.fault("linux-sll", "header truncated");
@@ -98,7 +113,7 @@ pub(crate) fn ethernet<'a>(data: &'a [u8], pkt: &mut Packet<'a>) -> Option<(u16,
 }
 
 /// Walks VLAN tags, MPLS labels and PPPoE sessions to the network ethertype.
-fn after_ethertype<'a>(
+pub(crate) fn after_ethertype<'a>(
     mut ethertype: u16,
     mut rest: &'a [u8],
     pkt: &mut Packet<'a>,
@@ -143,6 +158,15 @@ fn after_ethertype<'a>(
                 }
                 return raw_ip(rest, pkt, "mpls");
             }
+            0x8909 => {
+                // Cisco MetaData (SGT tag): 8 bytes ending with the next ethertype.
+                if rest.len() < 8 {
+                    pkt.fault("cisco-metadata", "header truncated");
+                    return None;
+                }
+                ethertype = be16(rest, 6);
+                rest = &rest[8..];
+            }
             et::PPPOE_SESSION => {
                 if rest.len() < 8 {
                     pkt.fault("pppoe", "header truncated");
@@ -185,6 +209,7 @@ pub(crate) fn ppp_protocol<'a>(
     match protocol {
         0x0021 => Some((et::IPV4, rest)),
         0x0057 => Some((et::IPV6, rest)),
+        0x0281 | 0x0283 => after_ethertype(et::MPLS, rest, pkt),
         _ => {
             pkt.network = Network::Other(0);
             None

@@ -1,0 +1,104 @@
+//! Helpers shared by the end-to-end tests: locating data, running the binary,
+//! parsing CSV.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared/data` beside the repository (override with TRAFFICSCOPE_DATA).
+pub fn data_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("TRAFFICSCOPE_DATA") {
+        return PathBuf::from(d);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let d = repo.join("../shared/data");
+    assert!(
+        d.is_dir(),
+        "test data not found at {} (set TRAFFICSCOPE_DATA)",
+        d.display()
+    );
+    d.canonicalize().unwrap()
+}
+
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_trafficscope")
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run trafficscope")
+}
+
+/// All files under `dir` (recursively) whose name ends with one of `exts`.
+pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                if exts.iter().any(|x| name.ends_with(x)) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Splits one CSV line (RFC 4180 quoting).
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            ('"', false) if cur.is_empty() => quoted = true,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Parses CSV text into rows of (header → value).
+pub fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut lines = text.lines();
+    let header = csv_fields(lines.next().unwrap_or(""));
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| header.iter().cloned().zip(csv_fields(l)).collect())
+        .collect()
+}
+
+/// Makes sure tshark is installed; the oracle tests must not pass without it.
+pub fn require_tool(tool: &str, package: &str) {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is needed as a test oracle: run `scripts/test` (installs it) or `apt-get install -y {package}`"
+    );
+}
