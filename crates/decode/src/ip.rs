@@ -399,7 +399,7 @@ fn gre<'a>(seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>, depth: u8) {
         et::PPP => ppp_in_gre(inner, &mut probe),
         // ERSPAN type II: 8-byte header; type III: 12 bytes (+8 with the O flag).
         0x88be if s && inner.len() > 8 => ethernet(&inner[8..], &mut probe),
-        0x88be if inner.len() > 0 => ethernet(inner, &mut probe),
+        0x88be if !inner.is_empty() => ethernet(inner, &mut probe),
         0x22eb if inner.len() > 12 => {
             let skip = if inner[11] & 1 != 0 { 20 } else { 12 };
             inner.get(skip..).and_then(|i| ethernet(i, &mut probe))
