@@ -4,7 +4,8 @@
 Usage: tshark_oracle.py CAPTURE OUTDIR
 
 Writes, from tshark's own dissection (never by hand):
-  OUTDIR/packets.tsv  number, frame length, class, src, sport, dst, dport
+  OUTDIR/packets.tsv  number, frame length, class, src, sport, dst, dport,
+                      capture time (epoch seconds with nanoseconds)
                       (class: tcp, udp, sctp, icmp, icmpv6, arp, ip-other, other)
   OUTDIR/conv.tsv     proto, a, port_a, b, port_b, frames a->b, frames b->a
                       (from `tshark -q -z conv,tcp -z conv,udp -z conv,sctp`)
@@ -40,6 +41,7 @@ FIELDS = [
     "udp.dstport",
     "sctp.srcport",
     "sctp.dstport",
+    "frame.time_epoch",
     "frame.cb_pen",
 ]
 
@@ -124,7 +126,7 @@ def main():
             sport, dport = pick(p[9], t_at), pick(p[10], t_at)
         elif cls == "sctp":
             sport, dport = pick(p[11], t_at), pick(p[12], t_at)
-        rows.append("\t".join([str(number), p[1], cls, src, sport, dst, dport]))
+        rows.append("\t".join([str(number), p[1], cls, src, sport, dst, dport, p[13]]))
     with open(os.path.join(out, "packets.tsv"), "w") as f:
         f.write("\n".join(rows) + ("\n" if rows else ""))
     with open(os.path.join(out, "layers"), "w") as f:

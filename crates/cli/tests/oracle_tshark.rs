@@ -33,6 +33,7 @@
 //!    inside and adds its conversations; trafficscope counts the carrying TCP
 //!    packet. Per-packet classes treat OpenFlow like ICMP (the walk stops) and
 //!    the conversation-table check is skipped.
+//! 10. Out-of-range sub-second timestamp fields: see `invalid_fraction`.
 
 mod common;
 
@@ -81,6 +82,14 @@ fn our_class(proto: &str, frag_offset: &str, has_ip: bool) -> &'static str {
         _ if has_ip => "ip-other",
         _ => "other",
     }
+}
+
+/// Difference 10: a sub-second field out of range (≥ 10^6 µs or 10^9 ns).
+/// tshark prints it as is ("…370.1000000000", even negative); trafficscope
+/// carries it into the seconds and counts it (`invalid_timestamp_fractions`);
+/// in a file where that count is non-zero, times are not compared at all.
+fn invalid_fraction(t: &str) -> bool {
+    t.starts_with('-') || t.split_once('.').is_some_and(|(_, f)| f.len() > 9)
 }
 
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +202,7 @@ fn check_capture(cap: &Path, work: &Path, outcome: &mut Outcome) {
         eprintln!("{name}: {l} not opened by trafficscope; packet count only");
         return;
     }
+    let bad_fractions = sj["invalid_timestamp_fractions"].as_u64().unwrap_or(0) > 0;
     let mut by_class_exp: BTreeMap<String, Dir> = BTreeMap::new();
     let mut by_class_ours: BTreeMap<String, Dir> = BTreeMap::new();
     let mut flows_exp: HashMap<Key, [Dir; 2]> = HashMap::new();
@@ -215,7 +225,15 @@ fn check_capture(cap: &Path, work: &Path, outcome: &mut Outcome) {
         let d = by_class_ours.entry(oc.to_string()).or_default();
         d.packets += 1;
         d.bytes += r["wire_len"].parse::<u64>().unwrap();
+        // tshark prints the capture time as seconds.nanoseconds.
+        let ts_ns: u64 = r["ts_ns"].parse().unwrap();
+        let ts = format!("{}.{:09}", ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
         let same = r["number"] == num
+            && (e.len() < 8
+                || e[7] == ts
+                || (e[7].is_empty() && ts_ns == 0)
+                || invalid_fraction(e[7])
+                || bad_fractions)
             && r["wire_len"] == e[1]
             && oc == cls
             && (cls == "other" || cls == "arp" || norm_ip(&r["src"]) == norm_ip(e[3]))
