@@ -129,6 +129,19 @@ pub struct CaptureReader {
     state: State,
     last_ts: u64,
     stats: ReadStats,
+    /// Where the frame last returned lies in `buf`, so it can be lent again.
+    last: Option<LastFrame>,
+}
+
+#[derive(Clone, Copy)]
+struct LastFrame {
+    start: usize,
+    end: usize,
+    number: u64,
+    ts_ns: u64,
+    wire_len: u32,
+    linktype: LinkType,
+    interface: u32,
 }
 
 impl CaptureReader {
@@ -162,6 +175,7 @@ impl CaptureReader {
             },
             last_ts: 0,
             stats: ReadStats::default(),
+            last: None,
         };
         reader.fill(4)?;
         let head = &reader.buf[reader.start..reader.end];
@@ -371,10 +385,26 @@ impl CaptureReader {
     /// Reads the next frame. `Ok(None)` at a clean end of input; on error,
     /// every frame before it has already been returned.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        match self.state {
-            State::Pcap { .. } => self.next_pcap(),
-            State::PcapNg { .. } => self.next_pcapng(),
-        }
+        self.last = None;
+        self.last = match self.state {
+            State::Pcap { .. } => self.next_pcap()?,
+            State::PcapNg { .. } => self.next_pcapng()?,
+        };
+        Ok(self.last_frame())
+    }
+
+    /// The frame returned by the last [`next_frame`](Self::next_frame), lent
+    /// again (the buffer is untouched until the next call). Lets a caller
+    /// inspect a frame, consult other state, then use it.
+    pub fn last_frame(&self) -> Option<Frame<'_>> {
+        self.last.map(|l| Frame {
+            number: l.number,
+            ts_ns: l.ts_ns,
+            wire_len: l.wire_len,
+            linktype: l.linktype,
+            interface: l.interface,
+            data: &self.buf[l.start..l.end],
+        })
     }
 
     fn note_ts(&mut self, ts: u64) {
@@ -384,7 +414,7 @@ impl CaptureReader {
         self.last_ts = ts;
     }
 
-    fn next_pcap(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+    fn next_pcap(&mut self) -> Result<Option<LastFrame>, CaptureError> {
         let State::Pcap {
             big_endian: be,
             nanos,
@@ -435,17 +465,18 @@ impl CaptureReader {
         self.stats.wire_bytes += wire_len as u64;
         let data_start = self.start + hdr_len;
         self.start = data_start + caplen;
-        Ok(Some(Frame {
+        Ok(Some(LastFrame {
+            start: data_start,
+            end: data_start + caplen,
             number: self.stats.packets,
             ts_ns,
             wire_len,
             linktype: iface.linktype,
             interface: 0,
-            data: &self.buf[data_start..data_start + caplen],
         }))
     }
 
-    fn next_pcapng(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+    fn next_pcapng(&mut self) -> Result<Option<LastFrame>, CaptureError> {
         loop {
             if !self.fill(12)? {
                 if self.end == self.start {
@@ -617,13 +648,14 @@ impl CaptureReader {
                     self.stats.wire_bytes += wire_len as u64;
                     let data_start = body_start + 20;
                     self.start += total;
-                    return Ok(Some(Frame {
+                    return Ok(Some(LastFrame {
+                        start: data_start,
+                        end: data_start + caplen,
                         number: self.stats.packets,
                         ts_ns,
                         wire_len,
                         linktype: iface.linktype,
                         interface: if_id,
-                        data: &self.buf[data_start..data_start + caplen],
                     }));
                 }
                 3 => {
@@ -656,13 +688,14 @@ impl CaptureReader {
                     let data_start = body_start + 4;
                     self.start += total;
                     // SPBs carry no timestamp; report 0 like libpcap does.
-                    return Ok(Some(Frame {
+                    return Ok(Some(LastFrame {
+                        start: data_start,
+                        end: data_start + caplen,
                         number: self.stats.packets,
                         ts_ns: 0,
                         wire_len,
                         linktype: iface.linktype,
                         interface: 0,
-                        data: &self.buf[data_start..data_start + caplen],
                     }));
                 }
                 5 => {

@@ -57,6 +57,22 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 
+    /// Writes the file header now (for `linktype`), so that even a capture
+    /// that sees no packet leaves a valid, empty file.
+    pub fn begin(&mut self, linktype: LinkType) -> Result<(), WriteError> {
+        if self.started {
+            return Ok(());
+        }
+        match self.format {
+            OutputFormat::Pcap => self.write_pcap_header(linktype)?,
+            OutputFormat::PcapNg => {
+                self.write_shb()?;
+                self.add_interface(linktype)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Number of frames written so far.
     pub fn frames_written(&self) -> u64 {
         self.written
@@ -85,15 +101,7 @@ impl<W: Write> CaptureWriter<W> {
         data: &[u8],
     ) -> Result<(), WriteError> {
         if !self.started {
-            let mut h = [0u8; 24];
-            h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
-            h[4..6].copy_from_slice(&2u16.to_le_bytes());
-            h[6..8].copy_from_slice(&4u16.to_le_bytes());
-            h[16..20].copy_from_slice(&self.snaplen.to_le_bytes());
-            h[20..24].copy_from_slice(&linktype.0.to_le_bytes());
-            self.out.write_all(&h)?;
-            self.interfaces.push(linktype);
-            self.started = true;
+            self.write_pcap_header(linktype)?;
         } else if self.interfaces[0] != linktype {
             return Err(WriteError::MixedLinkTypes {
                 first: self.interfaces[0],
@@ -119,37 +127,11 @@ impl<W: Write> CaptureWriter<W> {
         data: &[u8],
     ) -> Result<(), WriteError> {
         if !self.started {
-            // SHB: no options, section length unknown (-1).
-            let mut shb = Vec::with_capacity(28);
-            shb.extend_from_slice(&0x0a0d_0d0au32.to_le_bytes());
-            shb.extend_from_slice(&28u32.to_le_bytes());
-            shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-            shb.extend_from_slice(&1u16.to_le_bytes());
-            shb.extend_from_slice(&0u16.to_le_bytes());
-            shb.extend_from_slice(&(-1i64).to_le_bytes());
-            shb.extend_from_slice(&28u32.to_le_bytes());
-            self.out.write_all(&shb)?;
-            self.started = true;
+            self.write_shb()?;
         }
         let if_id = match self.interfaces.iter().position(|&l| l == linktype) {
             Some(i) => i,
-            None => {
-                // IDB with if_tsresol = 9 (nanoseconds) and opt_endofopt.
-                let mut idb = Vec::with_capacity(32);
-                idb.extend_from_slice(&1u32.to_le_bytes());
-                idb.extend_from_slice(&32u32.to_le_bytes());
-                idb.extend_from_slice(&(linktype.0 as u16).to_le_bytes());
-                idb.extend_from_slice(&0u16.to_le_bytes());
-                idb.extend_from_slice(&self.snaplen.to_le_bytes());
-                idb.extend_from_slice(&9u16.to_le_bytes());
-                idb.extend_from_slice(&1u16.to_le_bytes());
-                idb.extend_from_slice(&[9, 0, 0, 0]);
-                idb.extend_from_slice(&0u32.to_le_bytes());
-                idb.extend_from_slice(&32u32.to_le_bytes());
-                self.out.write_all(&idb)?;
-                self.interfaces.push(linktype);
-                self.interfaces.len() - 1
-            }
+            None => self.add_interface(linktype)?,
         };
         let caplen = data.len().min(self.snaplen as usize);
         let padded = (caplen + 3) & !3;
@@ -167,6 +149,54 @@ impl<W: Write> CaptureWriter<W> {
         self.out.write_all(&[0u8; 3][..padded - caplen])?;
         self.out.write_all(&total.to_le_bytes())?;
         Ok(())
+    }
+
+    fn write_pcap_header(&mut self, linktype: LinkType) -> io::Result<()> {
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        h[16..20].copy_from_slice(&self.snaplen.to_le_bytes());
+        h[20..24].copy_from_slice(&linktype.0.to_le_bytes());
+        self.out.write_all(&h)?;
+        self.interfaces.push(linktype);
+        self.started = true;
+        Ok(())
+    }
+
+    fn write_shb(&mut self) -> io::Result<()> {
+        {
+            // SHB: no options, section length unknown (-1).
+            let mut shb = Vec::with_capacity(28);
+            shb.extend_from_slice(&0x0a0d_0d0au32.to_le_bytes());
+            shb.extend_from_slice(&28u32.to_le_bytes());
+            shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+            shb.extend_from_slice(&1u16.to_le_bytes());
+            shb.extend_from_slice(&0u16.to_le_bytes());
+            shb.extend_from_slice(&(-1i64).to_le_bytes());
+            shb.extend_from_slice(&28u32.to_le_bytes());
+            self.out.write_all(&shb)?;
+            self.started = true;
+        }
+        Ok(())
+    }
+
+    /// Writes an IDB with if_tsresol = 9 (nanoseconds); returns its id.
+    fn add_interface(&mut self, linktype: LinkType) -> io::Result<usize> {
+        let mut idb = Vec::with_capacity(32);
+        idb.extend_from_slice(&1u32.to_le_bytes());
+        idb.extend_from_slice(&32u32.to_le_bytes());
+        idb.extend_from_slice(&(linktype.0 as u16).to_le_bytes());
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&self.snaplen.to_le_bytes());
+        idb.extend_from_slice(&9u16.to_le_bytes());
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&[9, 0, 0, 0]);
+        idb.extend_from_slice(&0u32.to_le_bytes());
+        idb.extend_from_slice(&32u32.to_le_bytes());
+        self.out.write_all(&idb)?;
+        self.interfaces.push(linktype);
+        Ok(self.interfaces.len() - 1)
     }
 
     /// Flushes buffered frames; call before dropping to see write errors.

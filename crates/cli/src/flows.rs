@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use clap::{Args, ValueEnum};
 use flow::{FlowRecord, FlowTable};
 
-use crate::input::{Input, Stop};
+use crate::input::{Event, Input, Stop};
 use crate::{Failure, FlowArgs, InputArgs};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +76,14 @@ pub fn run(args: FlowsArgs) -> Result<(), Failure> {
     }
     let mut table = FlowTable::new(args.flow.config());
     let mut malformed = 0u64;
-    let result = input.for_each(|frame| {
+    let result = input.for_each(|ev| {
+        let frame = match ev {
+            Event::Frame(f) => f,
+            Event::Tick(now) => {
+                table.advance_to(now, &mut |r| sink.emit(r));
+                return sink.err.take().map_or(Ok(()), Err);
+            }
+        };
         let pkt = decode::decode(frame.linktype, frame.data);
         malformed += pkt.malformed.is_some() as u64;
         table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |r| sink.emit(r));
@@ -94,10 +101,10 @@ pub fn run(args: FlowsArgs) -> Result<(), Failure> {
         None => sink.out.flush(),
     };
     let st = table.stats();
-    let rs = input.reader.stats();
+    input.report_live();
     eprintln!(
         "trafficscope: {} packets, {} flows (ended: {} fin, {} rst, {} idle, {} active, {} at end of input; {} evicted by --max-flows), {} malformed, {} without IP",
-        rs.packets,
+        input.passed,
         st.flows,
         st.ended_fin,
         st.ended_rst,

@@ -1,5 +1,6 @@
 //! The `trafficscope` binary: argument parsing and wiring of the library crates.
 
+mod capture_cmd;
 mod flows;
 mod input;
 mod packets;
@@ -15,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "trafficscope",
     version,
     about = "Network-traffic analytics: read captures, decode packets, track flows, characterise traffic",
-    after_help = "Examples:\n  trafficscope stats -r capture.pcap\n  trafficscope flows -r capture.pcapng.gz --format jsonl\n  trafficscope packets -r capture.pcap -c 20\n\nExit status: 0 ok, 1 input error (named with file, byte offset and packet), 2 usage error."
+    after_help = "Examples:\n  trafficscope stats -r capture.pcap\n  trafficscope flows -r capture.pcapng.gz --format jsonl\n  trafficscope packets -r capture.pcap -c 20 -f 'udp port 53'\n  trafficscope capture -i eth0 -w out.pcapng --duration 1m\n  trafficscope flows -i any --format jsonl\n\nExit status: 0 ok, 1 input error (named with file, byte offset and packet), 2 usage error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +31,8 @@ enum Command {
     Flows(flows::FlowsArgs),
     /// Capture summary like capinfos: counts, rates, link types, protocol and service mix.
     Stats(stats::StatsArgs),
+    /// Write packets from an interface (or a file, filtered) to a pcap/pcapng file, like tcpdump -w.
+    Capture(capture_cmd::CaptureArgs),
 }
 
 /// Options shared by every command that reads packets.
@@ -37,7 +40,27 @@ enum Command {
 pub struct InputArgs {
     /// Capture file to read (pcap or pcapng, optionally gzip/zstd-compressed); `-` for standard input.
     #[arg(short = 'r', long = "read", value_name = "FILE")]
-    pub read: String,
+    pub read: Option<String>,
+    /// Capture live from this interface (`any` for all); needs root or CAP_NET_RAW.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// tcpdump-style filter expression, e.g. 'tcp port 443 and host 10.0.0.1'.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Live capture: bytes kept per packet (like tcpdump -s).
+    #[arg(
+        short = 's',
+        long = "snaplen",
+        value_name = "BYTES",
+        default_value_t = 262_144
+    )]
+    pub snaplen: u32,
+    /// Live capture: do not put the interface in promiscuous mode (like tcpdump -p).
+    #[arg(short = 'p', long = "no-promiscuous")]
+    pub no_promiscuous: bool,
+    /// Stop after this long (live capture), e.g. 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
     /// Stop after this many packets.
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
@@ -99,6 +122,10 @@ impl FlowArgs {
             ..flow::FlowConfig::default()
         }
     }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_ns(s).map(std::time::Duration::from_nanos)
 }
 
 /// Parses `1.5s`, `200ms`, `2m`, `1h`, `30us` or a bare number of seconds.
@@ -167,6 +194,7 @@ fn main() -> ExitCode {
         Command::Packets(a) => packets::run(a),
         Command::Flows(a) => flows::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Capture(a) => capture_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,7 +206,7 @@ fn main() -> ExitCode {
                 }
             }
             let _ = io::stdout().flush();
-            eprintln!("trafficscope: error: {e:#}");
+            eprintln!("trafficscope: error: {e}");
             ExitCode::from(1)
         }
         Err(Failure::Usage(msg)) => {

@@ -8,7 +8,7 @@ use clap::Args;
 use decode::{app, Packet, Transport};
 use flow::{Direction, FlowTable, LocalNets, Placement};
 
-use crate::input::Input;
+use crate::input::{Event, Input};
 use crate::{Failure, FlowArgs, Format, InputArgs};
 
 #[derive(Args, Debug)]
@@ -34,7 +34,10 @@ pub fn run(args: PacketsArgs) -> Result<(), Failure> {
     let mut table = FlowTable::new(args.flow.config());
     let mut line = String::with_capacity(256);
     let format = args.format;
-    let result = input.for_each(|frame| {
+    let result = input.for_each(|ev| {
+        let Event::Frame(frame) = ev else {
+            return Ok(());
+        };
         let pkt = decode::decode(frame.linktype, frame.data);
         let placement = table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |_| {});
         line.clear();
@@ -42,6 +45,7 @@ pub fn run(args: PacketsArgs) -> Result<(), Failure> {
         out.write_all(line.as_bytes())
     });
     let flushed = out.flush();
+    input.report_live();
     result?;
     flushed?;
     Ok(())

@@ -10,7 +10,7 @@ use decode::{Network, Transport};
 use flow::{Direction, FlowTable, TableStats};
 use serde::Serialize;
 
-use crate::input::Input;
+use crate::input::{Event, Input};
 use crate::{Failure, FlowArgs, InputArgs};
 
 #[derive(Args, Debug)]
@@ -86,7 +86,10 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
     let (mut first, mut last) = (u64::MAX, 0u64);
     // Known protocol names are counted in a fixed array on the hot path.
     let mut proto_fast: BTreeMap<&'static str, Count> = BTreeMap::new();
-    let result = input.for_each(|frame| {
+    let result = input.for_each(|ev| {
+        let Event::Frame(frame) = ev else {
+            return Ok(());
+        };
         *link_types.entry(frame.linktype.0).or_default() += 1;
         if frame.ts_ns != 0 {
             first = first.min(frame.ts_ns);
@@ -141,7 +144,15 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
     for (k, v) in proto_fast {
         protocols.insert(k.to_string(), v);
     }
-    let rs = input.reader.stats().clone();
+    let mut rs = input
+        .reader()
+        .map(|r| r.stats().clone())
+        .unwrap_or_default();
+    let live = input.live_stats();
+    if let Some(l) = live {
+        rs.packets = input.passed;
+        rs.recorded_drops = l.dropped;
+    }
     let duration_s = if last > first {
         (last - first) as f64 / 1e9
     } else {
@@ -154,10 +165,14 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
             0.0
         }
     };
-    let format = match input.reader.format() {
-        CaptureFormat::Pcap {
+    let format = match input.reader().map(|r| r.format()) {
+        None => format!(
+            "live capture on {}",
+            args.input.interface.as_deref().unwrap_or("?")
+        ),
+        Some(CaptureFormat::Pcap {
             nanos, big_endian, ..
-        } => format!(
+        }) => format!(
             "pcap ({} timestamps, {})",
             if nanos { "ns" } else { "µs" },
             if big_endian {
@@ -166,7 +181,7 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
                 "little-endian"
             }
         ),
-        CaptureFormat::PcapNg => format!(
+        Some(CaptureFormat::PcapNg) => format!(
             "pcapng ({} sections, {} interfaces)",
             rs.sections, rs.interfaces
         ),
@@ -176,12 +191,17 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
         _ => None,
     };
     let report = Report {
-        file: args.input.read.clone(),
+        file: args
+            .input
+            .read
+            .clone()
+            .or_else(|| args.input.interface.clone())
+            .unwrap_or_default(),
         format,
-        compression: match input.reader.compression() {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
+        compression: match input.reader().map(|r| r.compression()) {
+            None | Some(Compression::None) => "none",
+            Some(Compression::Gzip) => "gzip",
+            Some(Compression::Zstd) => "zstd",
         },
         packets: rs.packets,
         wire_bytes: rs.wire_bytes,
@@ -362,7 +382,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> io::Result<()> {
         r.invalid_timestamp_fractions
     )?;
     writeln!(out, "Skipped pcapng blocks:   {}", r.skipped_pcapng_blocks)?;
-    writeln!(out, "Drops recorded in file:  {}", r.recorded_drops)?;
+    writeln!(out, "Drops (file ISB / kernel): {}", r.recorded_drops)?;
     if let Some(e) = &r.error {
         writeln!(out, "Read stopped early:      {e}")?;
     }

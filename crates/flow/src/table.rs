@@ -245,14 +245,19 @@ impl FlowTable {
             Some(s) => s,
             None => {
                 let mut init_is_lo = lo_to_hi;
-                if let Some(t) = tcp {
-                    let synack = tcp_flags::SYN | tcp_flags::ACK;
-                    if t.flags & synack == synack
-                        || (t.flags & tcp_flags::SYN == 0 && sport < 1024 && dport >= 1024)
-                    {
-                        // We see the server's side first: the destination initiated.
-                        init_is_lo = !lo_to_hi;
+                // Seeing the server's side first (a SYN-ACK, or a packet from a
+                // well-known port to an ephemeral one without a SYN): the
+                // destination initiated.
+                let from_server = match tcp {
+                    Some(t) => {
+                        let synack = tcp_flags::SYN | tcp_flags::ACK;
+                        t.flags & synack == synack
+                            || (t.flags & tcp_flags::SYN == 0 && sport < 1024 && dport >= 1024)
                     }
+                    None => pkt.ports().is_some() && sport < 1024 && dport >= 1024,
+                };
+                if from_server {
+                    init_is_lo = !lo_to_hi;
                 }
                 let ip_version = ip.version;
                 let tunnel = pkt.tunnel.map(|t| t.kind.name());
