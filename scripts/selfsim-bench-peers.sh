@@ -20,4 +20,4 @@ if [ ! -x "$work/venv/bin/python" ]; then
   "$work/venv/bin/pip" install --quiet numpy "nolds==0.5.2" "setuptools<81" hurst
 fi
 echo "== Python peers =="
-"${pin[@]}" "$work/venv/bin/python" "$root/scripts/selfsim_peers.py" "$work/fgn_2p20.txt"
+"${pin[@]}" "$work/venv/bin/python" "$root/scripts/selfsim_peers.py" "$work/fgn_2p20.txt" --dfa

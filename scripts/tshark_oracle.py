@@ -5,7 +5,8 @@ Usage: tshark_oracle.py CAPTURE OUTDIR
 
 Writes, from tshark's own dissection (never by hand):
   OUTDIR/packets.tsv  number, frame length, class, src, sport, dst, dport,
-                      capture time (epoch seconds with nanoseconds)
+                      capture time (epoch seconds with nanoseconds),
+                      TLS SNI, DNS query name, HTTP Host (when present)
                       (class: tcp, udp, sctp, icmp, icmpv6, arp, ip-other, other)
   OUTDIR/conv.tsv     proto, a, port_a, b, port_b, frames a->b, frames b->a
                       (from `tshark -q -z conv,tcp -z conv,udp -z conv,sctp`)
@@ -42,6 +43,9 @@ FIELDS = [
     "sctp.srcport",
     "sctp.dstport",
     "frame.time_epoch",
+    "tls.handshake.extensions_server_name",
+    "dns.qry.name",
+    "http.host",
     "frame.cb_pen",
 ]
 
@@ -126,7 +130,9 @@ def main():
             sport, dport = pick(p[9], t_at), pick(p[10], t_at)
         elif cls == "sctp":
             sport, dport = pick(p[11], t_at), pick(p[12], t_at)
-        rows.append("\t".join([str(number), p[1], cls, src, sport, dst, dport, p[13]]))
+        # Application hints: first occurrence in the packet.
+        hints = [v.split(",")[0] for v in (p[14], p[15], p[16])]
+        rows.append("\t".join([str(number), p[1], cls, src, sport, dst, dport, p[13], *hints]))
     with open(os.path.join(out, "packets.tsv"), "w") as f:
         f.write("\n".join(rows) + ("\n" if rows else ""))
     with open(os.path.join(out, "layers"), "w") as f:

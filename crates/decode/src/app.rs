@@ -70,7 +70,7 @@ pub struct DnsName {
 
 impl DnsName {
     pub fn as_str(&self) -> &str {
-        // Only printable ASCII is stored (see `read_qname`).
+        // Only valid UTF-8 is stored (see `read_qname`).
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
     }
 }
@@ -148,6 +148,10 @@ pub fn inspect<'a>(pkt: &Packet<'a>) -> Option<AppHint<'a>> {
             if let Some(h) = sip(p) {
                 return Some(h);
             }
+            // HTTP over UDP: SSDP (M-SEARCH, NOTIFY) carries request lines and Host.
+            if let Some(h) = http(p) {
+                return Some(h);
+            }
             if let Some(h) = quic(p) {
                 return Some(h);
             }
@@ -214,8 +218,26 @@ fn tls(p: &[u8]) -> Option<AppHint<'_>> {
     Some(AppHint::TlsClientHello { sni, alpn })
 }
 
-const HTTP_METHODS: [&str; 9] = [
-    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH", "TRACE",
+const HTTP_METHODS: [&str; 18] = [
+    "GET",
+    "POST",
+    "HEAD",
+    "PUT",
+    "DELETE",
+    "OPTIONS",
+    "CONNECT",
+    "PATCH",
+    "TRACE",
+    // WebDAV (RFC 4918) and SSDP (UPnP over UDP).
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "M-SEARCH",
+    "NOTIFY",
 ];
 
 fn http(p: &[u8]) -> Option<AppHint<'_>> {
@@ -265,11 +287,20 @@ fn read_qname(msg: &[u8], mut off: usize) -> Option<(DnsName, usize)> {
             name.buf[len] = b'.';
             len += 1;
         }
+        // Bytes are kept as sent (IDN labels are often raw UTF-8, as in
+        // LLMNR/mDNS); control characters are masked.
         for &c in label {
-            name.buf[len] = if c.is_ascii_graphic() { c } else { b'?' };
+            name.buf[len] = if c < 0x20 || c == 0x7f { b'?' } else { c };
             len += 1;
         }
         off += 1 + l;
+    }
+    if std::str::from_utf8(&name.buf[..len]).is_err() {
+        for c in &mut name.buf[..len] {
+            if !c.is_ascii() {
+                *c = b'?';
+            }
+        }
     }
     name.len = len as u8;
     Some((name, off))

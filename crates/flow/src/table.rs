@@ -302,7 +302,14 @@ impl FlowTable {
             };
             st.first_iats_us.push(iat);
         }
-        if st.inspected < inspect_limit && !pkt.payload.is_empty() {
+        // Look at the first payload packets; keep looking (up to 4× longer)
+        // while nothing has been recognised, e.g. a flow caught mid-transfer.
+        let window = if st.app.detected.is_some() {
+            inspect_limit
+        } else {
+            inspect_limit.saturating_mul(4)
+        };
+        if st.inspected < window && !pkt.payload.is_empty() {
             st.inspected += 1;
             if let Some(h) = inspect(pkt) {
                 merge_hint(&mut st.app, &h);
