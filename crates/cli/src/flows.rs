@@ -13,6 +13,8 @@ use crate::{Failure, FlowArgs, InputArgs};
 pub enum FlowFormat {
     Csv,
     Jsonl,
+    /// Arrow IPC file (Feather v2), columnar; needs the `arrow` feature (on by default).
+    Arrow,
 }
 
 #[derive(Args, Debug)]
@@ -30,6 +32,8 @@ pub struct FlowsArgs {
 }
 
 struct FlowSink {
+    #[cfg(feature = "arrow")]
+    arrow: Option<crate::arrow_out::ArrowFlowWriter<Box<dyn Write>>>,
     out: Box<dyn Write>,
     format: FlowFormat,
     line: String,
@@ -43,6 +47,13 @@ impl FlowSink {
             return;
         }
         let res = match self.format {
+            #[cfg(feature = "arrow")]
+            FlowFormat::Arrow => match &mut self.arrow {
+                Some(w) => w.push(r).map_err(io::Error::other),
+                None => Ok(()),
+            },
+            #[cfg(not(feature = "arrow"))]
+            FlowFormat::Arrow => Ok(()),
             FlowFormat::Csv => flow::write_csv_row(&mut self.out, &r, &mut self.line),
             FlowFormat::Jsonl => serde_json::to_writer(&mut self.out, &r)
                 .map_err(io::Error::other)
@@ -64,7 +75,23 @@ pub fn run(args: FlowsArgs) -> Result<(), Failure> {
         )),
         None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
     };
+    #[cfg(not(feature = "arrow"))]
+    if args.format == FlowFormat::Arrow {
+        return Err(Failure::Usage(
+            "this build has no Arrow support: rebuild with `--features arrow`".into(),
+        ));
+    }
+    #[cfg(feature = "arrow")]
+    let (arrow, out): (_, Box<dyn Write>) = if args.format == FlowFormat::Arrow {
+        let w = crate::arrow_out::ArrowFlowWriter::new(out)
+            .map_err(|e| anyhow::anyhow!("cannot start the Arrow file: {e}"))?;
+        (Some(w), Box::new(io::sink()))
+    } else {
+        (None, out)
+    };
     let mut sink = FlowSink {
+        #[cfg(feature = "arrow")]
+        arrow,
         out,
         format: args.format,
         line: String::with_capacity(512),
@@ -99,6 +126,11 @@ pub fn run(args: FlowsArgs) -> Result<(), Failure> {
     let flushed = match sink.err.take() {
         Some(e) => Err(e),
         None => sink.out.flush(),
+    };
+    #[cfg(feature = "arrow")]
+    let flushed = match (flushed, sink.arrow.take()) {
+        (Ok(()), Some(w)) => w.finish().map_err(io::Error::other),
+        (other, _) => other,
     };
     let st = table.stats();
     input.report_live();

@@ -1,5 +1,7 @@
 //! The `trafficscope` binary: argument parsing and wiring of the library crates.
 
+#[cfg(feature = "arrow")]
+mod arrow_out;
 mod capture_cmd;
 mod flows;
 mod input;

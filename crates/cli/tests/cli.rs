@@ -106,3 +106,50 @@ fn replay_speed_paces_by_capture_time() {
     let took = t.elapsed().as_secs_f64();
     assert!(took >= 1.5035 / 4.0 - 0.01, "replay took {took:.3} s");
 }
+
+#[cfg(feature = "arrow")]
+#[test]
+fn arrow_export_holds_the_same_flows_as_csv() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    use arrow_array::Array;
+    let path = data_dir().join("pcap-apps/ndpi/web/facebook.pcap");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("flows.arrow");
+    let st = run(&[
+        "flows",
+        "-r",
+        path.to_str().unwrap(),
+        "--format",
+        "arrow",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(st.status.success());
+    let csv = run(&["flows", "-r", path.to_str().unwrap()]);
+    let rows = csv_rows(&String::from_utf8_lossy(&csv.stdout));
+    let reader =
+        arrow_ipc::reader::FileReader::try_new(std::fs::File::open(&out).unwrap(), None).unwrap();
+    let mut n = 0;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let ids = batch
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
+        let pk = batch
+            .column_by_name("fwd_packets")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
+        let sni = batch.column_by_name("tls_sni").unwrap().as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let r = &rows[n];
+            assert_eq!(ids.value(i).to_string(), r["id"]);
+            assert_eq!(pk.value(i).to_string(), r["fwd_packets"]);
+            let s = if sni.is_null(i) { "" } else { sni.value(i) };
+            assert_eq!(s, r["tls_sni"]);
+            n += 1;
+        }
+    }
+    assert_eq!(n, rows.len());
+    assert!(n > 0);
+}
