@@ -89,7 +89,7 @@ fn main() -> Result<()> {
         for _ in 0..repeat {
             let r = pass(&file, mode)?;
             let cost = |r: &Run| r.cpu_seconds.unwrap_or(r.seconds);
-            if best.as_ref().map_or(true, |b| cost(&r) < cost(b)) {
+            if best.as_ref().is_none_or(|b| cost(&r) < cost(b)) {
                 best = Some(r);
             }
         }
