@@ -1,9 +1,11 @@
 //! The `trafficscope` binary: argument parsing and wiring of the library crates.
 
+mod analyze;
 #[cfg(feature = "arrow")]
 mod arrow_out;
 mod capture_cmd;
 mod flows;
+mod generate_cmd;
 mod input;
 mod packets;
 mod stats;
@@ -35,6 +37,12 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Write packets from an interface (or a file, filtered) to a pcap/pcapng file, like tcpdump -w.
     Capture(capture_cmd::CaptureArgs),
+    /// Characterise traffic: binned series, burstiness, composition, Hurst parameter by many estimators.
+    Analyze(analyze::AnalyzeArgs),
+    /// Write a synthetic long-memory series (exact fGn or FARIMA), one value per line.
+    Synth(analyze::SynthArgs),
+    /// Generate labelled traffic (web, video, VoIP, bulk, DNS) as a capture with ground truth, or live.
+    Generate(generate_cmd::GenerateArgs),
 }
 
 /// Options shared by every command that reads packets.
@@ -197,6 +205,9 @@ fn main() -> ExitCode {
         Command::Flows(a) => flows::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Capture(a) => capture_cmd::run(a),
+        Command::Analyze(a) => analyze::run(a),
+        Command::Synth(a) => analyze::synth(a),
+        Command::Generate(a) => generate_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,382 @@
+//! `trafficscope analyze`: bins traffic into series (total, per protocol,
+//! direction and service), reports mean/variance/peak/burstiness and the
+//! composition, and estimates the Hurst parameter by every method of the
+//! `selfsim` crate. Also reads plain series files. `trafficscope synth`
+//! writes exact fGn / FARIMA series.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use clap::{Args, Subcommand};
+use selfsim::{AnalyzeConfig, Binner, SeriesReport, SlidingHurst};
+use serde::Serialize;
+
+use crate::input::{Event, Input};
+use crate::{parse_duration_ns, Failure, InputArgs};
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Read a plain series instead of packets (with --series-format).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["read", "interface"])]
+    pub series: Option<String>,
+    /// Format of --series: `tl` (time size per line, Bellcore .TL), `iat`
+    /// (inter-arrival times), `values` (one value per line), `csv:COL`.
+    #[arg(
+        long = "series-format",
+        value_name = "FORMAT",
+        default_value = "values"
+    )]
+    pub series_format: String,
+    /// Bin width for packets and `tl`/`iat` series (default 0.1 s, as in the reference study).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration_ns)]
+    pub bin: u64,
+    /// Estimate H for every series (default: total, TCP and UDP bytes, like the study).
+    #[arg(long = "all-series")]
+    pub all_series: bool,
+    /// Write SVG diagnostic plots (series, pox plot, V statistic, periodogram,
+    /// H vs M, variance–time, wavelet log-scale diagram, DFA) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<String>,
+    /// JSON instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// Sliding-window mode: window length in bins (accepts 2^14).
+    #[arg(long, value_name = "BINS", value_parser = parse_count)]
+    pub window: Option<usize>,
+    /// Sliding-window mode: update every this many bins.
+    #[arg(long, value_name = "BINS", default_value = "100", value_parser = parse_count)]
+    pub every: usize,
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    let bad = || format!("invalid count {s:?}: use a number like 16384 or 2^14");
+    if let Some((b, e)) = s.split_once('^') {
+        let b: usize = b.trim().parse().map_err(|_| bad())?;
+        let e: u32 = e.trim().parse().map_err(|_| bad())?;
+        return b.checked_pow(e).ok_or_else(bad);
+    }
+    s.trim().parse().map_err(|_| bad())
+}
+
+/// (name, values, whether to estimate H).
+type NamedSeries = Vec<(String, Vec<f64>, bool)>;
+
+#[derive(Serialize, Default, Clone, Copy)]
+struct Share {
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Output {
+    source: String,
+    bin_s: f64,
+    composition: BTreeMap<String, BTreeMap<String, Share>>,
+    series: Vec<SeriesReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    windows: Vec<selfsim::WindowEstimate>,
+    warnings: Vec<String>,
+}
+
+/// Series are binned per key; all share the origin of the first packet.
+struct Keyed {
+    width_ns: u64,
+    origin: Option<u64>,
+    binners: BTreeMap<String, Binner>,
+    shares: BTreeMap<String, BTreeMap<String, Share>>,
+    error: Option<String>,
+}
+
+impl Keyed {
+    fn push(&mut self, group: &str, key: &str, ts: u64, bytes: u32) {
+        let origin = *self.origin.get_or_insert(ts);
+        let name = format!("{group}:{key}");
+        let width = self.width_ns;
+        let b = self
+            .binners
+            .entry(name.clone())
+            .or_insert_with(|| Binner::new(width).with_origin_ns(origin));
+        if let Err(e) = b.push_ns(ts.max(origin), bytes as u64) {
+            self.error
+                .get_or_insert_with(|| format!("series {name}: {e}"));
+        }
+        let s = self
+            .shares
+            .entry(group.to_string())
+            .or_default()
+            .entry(key.to_string())
+            .or_default();
+        s.packets += 1;
+        s.bytes += bytes as u64;
+    }
+}
+
+pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
+    let bin_s = args.bin as f64 / 1e9;
+    let mut warnings = Vec::new();
+    let (source, mut series, composition): (String, NamedSeries, _) = match &args.series {
+        Some(path) => {
+            let fmt = args.series_format.as_str();
+            let list = match fmt {
+                "tl" => {
+                    let ev = selfsim::read_time_size(path).map_err(|e| anyhow::anyhow!(e))?;
+                    let b = selfsim::bin_events_secs(&ev.times, ev.sizes.as_deref(), bin_s)
+                        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                    vec![
+                        ("bytes".to_string(), b.bytes, true),
+                        ("packets".to_string(), b.packets, true),
+                    ]
+                }
+                "iat" => {
+                    let ev =
+                        selfsim::read_interarrivals(path, 0.0).map_err(|e| anyhow::anyhow!(e))?;
+                    let b = selfsim::bin_events_secs(&ev.times, None, bin_s)
+                        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                    vec![("packets".to_string(), b.packets, true)]
+                }
+                spec => {
+                    let v =
+                        selfsim::read_series_spec(path, spec).map_err(|e| anyhow::anyhow!(e))?;
+                    vec![("values".to_string(), v, true)]
+                }
+            };
+            (path.clone(), list, BTreeMap::new())
+        }
+        None => {
+            let mut input = Input::open(&args.input)?;
+            let local = args.input.local_net.clone().unwrap_or_default();
+            let mut table = flow::FlowTable::new(flow::FlowConfig::default());
+            let mut k = Keyed {
+                width_ns: args.bin,
+                origin: None,
+                binners: BTreeMap::new(),
+                shares: BTreeMap::new(),
+                error: None,
+            };
+            let result = input.for_each(|ev| {
+                let Event::Frame(f) = ev else { return Ok(()) };
+                let pkt = decode::decode(f.linktype, f.data);
+                let ts = f.ts_ns;
+                let len = f.wire_len;
+                k.push("total", "all", ts, len);
+                let proto = match (pkt.ip, pkt.network) {
+                    (Some(_), _) => match pkt.protocol_name() {
+                        p @ ("TCP" | "UDP" | "ICMP") => p,
+                        "ICMPv6" => "ICMP",
+                        _ => "other",
+                    },
+                    (None, decode::Network::Arp) => "ARP",
+                    _ => "other",
+                };
+                k.push("protocol", proto, ts, len);
+                let placement = table.process(&pkt, ts, len, &mut |_| {});
+                if let (Some(ip), Some(p)) = (pkt.ip, placement) {
+                    let d = local.direction(ip.src, ip.dst, p.forward);
+                    k.push("direction", d.as_str(), ts, len);
+                    let service = pkt
+                        .ports()
+                        .and_then(|(a, b)| decode::service::for_ports(ip.protocol, a, b))
+                        .unwrap_or("other");
+                    k.push("service", service, ts, len);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                return Err(e.into());
+            }
+            if let Some(e) = k.error {
+                return Err(Failure::Input(anyhow::anyhow!(
+                        "{e} (the capture's timestamps jump; analyze a contiguous part with -c, or a larger --bin)"
+                    )));
+            }
+            let mut list = Vec::new();
+            let mut len = 0;
+            let mut finished: Vec<(String, Vec<f64>)> = Vec::new();
+            for (name, b) in k.binners {
+                let s = b.finish();
+                if s.out_of_order > 0 {
+                    warnings.push(format!(
+                        "{name}: {} out-of-order packets ({} too late to bin)",
+                        s.out_of_order, s.late
+                    ));
+                }
+                len = len.max(s.bytes.len());
+                finished.push((name, s.bytes));
+            }
+            for (name, mut bytes) in finished {
+                // Series end at the last bin of the capture, not of the protocol.
+                bytes.resize(len, 0.0);
+                let estimate = args.all_series
+                    || matches!(name.as_str(), "total:all" | "protocol:TCP" | "protocol:UDP");
+                list.push((name, bytes, estimate));
+            }
+            // Total first, then by group.
+            list.sort_by_key(|(n, _, _)| (n != "total:all", n.clone()));
+            let source = args
+                .input
+                .read
+                .clone()
+                .or_else(|| args.input.interface.clone())
+                .unwrap_or_default();
+            (source, list, k.shares)
+        }
+    };
+
+    let mut reports = Vec::new();
+    for (name, values, estimate) in &mut series {
+        let cfg = AnalyzeConfig {
+            name: format!("{name} (bytes per {bin_s} s)"),
+            bin_width_s: Some(bin_s),
+            h_vs_m_points: if *estimate { 40 } else { 0 },
+            ..AnalyzeConfig::default()
+        };
+        let report = if *estimate {
+            selfsim::analyze(values, &cfg)
+        } else {
+            let mut r = selfsim::analyze(&[], &cfg);
+            r.n = values.len();
+            r.summary = selfsim::Summary::of(values);
+            r.estimates.clear();
+            r.warnings.clear();
+            r
+        };
+        if let Some(dir) = &args.plots {
+            if *estimate {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {dir}: {e}"))?;
+                let stem = name.replace([':', '/', ' '], "_");
+                selfsim::write_plots(&report, dir, &stem)
+                    .map_err(|e| anyhow::anyhow!("cannot write plots in {dir}: {e}"))?;
+            }
+        }
+        reports.push(report);
+    }
+
+    let mut windows = Vec::new();
+    if let Some(w) = args.window {
+        let mut sliding = SlidingHurst::new(w, args.every.max(1));
+        if let Some((_, values, _)) = series.first() {
+            for v in values {
+                if let Some(est) = sliding.push(*v) {
+                    windows.push(est);
+                }
+            }
+        }
+    }
+
+    let out = Output {
+        source,
+        bin_s,
+        composition,
+        series: reports,
+        windows,
+        warnings,
+    };
+    let mut w = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut w, &out).map_err(io::Error::other)?;
+        writeln!(w)?;
+    } else {
+        write_text(&mut w, &out)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn write_text(w: &mut impl Write, o: &Output) -> io::Result<()> {
+    writeln!(w, "Source: {}   bin: {} s", o.source, o.bin_s)?;
+    for (group, rows) in &o.composition {
+        if group == "total" {
+            continue;
+        }
+        let tp: u64 = rows.values().map(|s| s.packets).sum();
+        let tb: u64 = rows.values().map(|s| s.bytes).sum();
+        writeln!(
+            w,
+            "\nComposition by {group:<10} {:>12} {:>8} {:>14} {:>8}",
+            "packets", "share", "bytes", "share"
+        )?;
+        let mut v: Vec<_> = rows.iter().collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.1.bytes));
+        for (k, s) in v {
+            writeln!(
+                w,
+                "  {k:<22} {:>12} {:>7.2}% {:>14} {:>7.2}%",
+                s.packets,
+                100.0 * s.packets as f64 / tp.max(1) as f64,
+                s.bytes,
+                100.0 * s.bytes as f64 / tb.max(1) as f64
+            )?;
+        }
+    }
+    for r in &o.series {
+        writeln!(w)?;
+        write!(w, "{r}")?;
+    }
+    if !o.windows.is_empty() {
+        writeln!(
+            w,
+            "\nSliding window over {} (end bin, H Local Whittle, H wavelet, σ/μ):",
+            o.series.first().map(|s| s.name.as_str()).unwrap_or("")
+        )?;
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+        for e in &o.windows {
+            writeln!(
+                w,
+                "  {:>8} {:>7} {:>7} {:>7}",
+                e.end_index,
+                f(e.h_local_whittle),
+                f(e.h_wavelet),
+                f(e.burstiness)
+            )?;
+        }
+    }
+    for warn in &o.warnings {
+        writeln!(w, "warning: {warn}")?;
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    #[command(subcommand)]
+    pub kind: SynthKind,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SynthKind {
+    /// Exact fractional Gaussian noise (Davies–Harte circulant embedding).
+    Fgn {
+        #[arg(long, value_name = "H")]
+        hurst: f64,
+        #[arg(short = 'n', default_value_t = 65_536)]
+        n: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// FARIMA(0,d,0) with d = H − 1/2.
+    Farima {
+        #[arg(long, value_name = "D")]
+        d: f64,
+        #[arg(short = 'n', default_value_t = 65_536)]
+        n: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+pub fn synth(args: SynthArgs) -> Result<(), Failure> {
+    let values = match args.kind {
+        SynthKind::Fgn { hurst, n, seed } => selfsim::synth_fgn(hurst, n, seed),
+        SynthKind::Farima { d, n, seed } => selfsim::synth_farima(d, n, seed),
+    }
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut w = io::BufWriter::new(io::stdout().lock());
+    for v in values {
+        writeln!(w, "{v}")?;
+    }
+    w.flush()?;
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! End to end for `synth`, `analyze` and `generate` through the binary.
+
+mod common;
+
+use common::*;
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+fn method_h(json: &serde_json::Value, series: usize, method: &str) -> (f64, f64) {
+    let ests = json["series"][series]["estimates"].as_array().unwrap();
+    let m = ests
+        .iter()
+        .find(|m| m["method"] == method)
+        .unwrap_or_else(|| panic!("{method} missing"));
+    let e = &m["estimate"];
+    (
+        e["h"].as_f64().unwrap(),
+        e["std_err"].as_f64().unwrap_or(0.0),
+    )
+}
+
+#[test]
+fn synth_fgn_then_analyze_recovers_the_hurst_parameter() {
+    let out = run(&[
+        "synth", "fgn", "--hurst", "0.8", "-n", "65536", "--seed", "7",
+    ]);
+    assert!(out.status.success());
+    let p = tmp("fgn.txt");
+    std::fs::write(&p, &out.stdout).unwrap();
+    let a = run(&[
+        "analyze",
+        "--series",
+        p.to_str().unwrap(),
+        "--series-format",
+        "values",
+        "--json",
+    ]);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    // Local Whittle is asymptotically normal with s.e. 1/(2√M) (Robinson 1995).
+    let (h, se) = method_h(&j, 0, "local-whittle");
+    assert!((h - 0.8).abs() < 4.0 * se, "Local Whittle H {h} ± {se}");
+    let (h, _) = method_h(&j, 0, "whittle-fgn");
+    assert!((h - 0.8).abs() < 0.02, "Whittle fGn H {h}");
+}
+
+#[test]
+fn nile_minima_match_longmemo_whittle_estimates() {
+    let nile = data_dir().join("lrd/longmemo/NileMin_622-1284.txt");
+    let a = run(&["analyze", "--series", nile.to_str().unwrap(), "--json"]);
+    assert!(a.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    // R package longmemo, WhittleEst(NileMin): fGn H = 0.837, fARIMA(0,d,0) H = 0.899.
+    let (h, _) = method_h(&j, 0, "whittle-fgn");
+    assert!((h - 0.837).abs() <= 0.005, "fGn {h}");
+    let (h, _) = method_h(&j, 0, "whittle-farima");
+    assert!((h - 0.899).abs() <= 0.005, "FARIMA {h}");
+}
+
+#[test]
+fn generated_capture_flows_and_labels_agree_one_to_one() {
+    let cap = tmp("gen.pcapng");
+    let labels = tmp("gen.labels.csv");
+    let g = run(&[
+        "generate",
+        "--mix",
+        "web=2,video=1,voip=2,dns=1",
+        "--users",
+        "6",
+        "--duration",
+        "20s",
+        "--seed",
+        "3",
+        "-w",
+        cap.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+    ]);
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    let f = run(&[
+        "flows",
+        "-r",
+        cap.to_str().unwrap(),
+        "--idle-timeout",
+        "1000s",
+    ]);
+    assert!(f.status.success());
+    let flows = csv_rows(&String::from_utf8_lossy(&f.stdout));
+    let labels = csv_rows(&std::fs::read_to_string(&labels).unwrap());
+    let key = |p: &str, a: &str, pa: &str, b: &str, pb: &str| {
+        let mut e = [
+            (a.to_string(), pa.to_string()),
+            (b.to_string(), pb.to_string()),
+        ];
+        e.sort();
+        (p.to_ascii_lowercase(), e)
+    };
+    let mut ours: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    for r in &flows {
+        *ours
+            .entry(key(
+                &r["proto"],
+                &r["src"],
+                &r["src_port"],
+                &r["dst"],
+                &r["dst_port"],
+            ))
+            .or_default() += 1;
+    }
+    let mut matched = 0;
+    for l in &labels {
+        if l["proto"].eq_ignore_ascii_case("icmp") {
+            continue;
+        }
+        let k = key(
+            &l["proto"],
+            &l["ip_a"],
+            &l["port_a"],
+            &l["ip_b"],
+            &l["port_b"],
+        );
+        assert_eq!(
+            ours.get(&k),
+            Some(&1),
+            "label {l:?} must match exactly one flow"
+        );
+        matched += 1;
+    }
+    let tcp_udp = flows
+        .iter()
+        .filter(|r| r["proto"] == "TCP" || r["proto"] == "UDP")
+        .count();
+    assert_eq!(matched, tcp_udp, "every flow has a label");
+    assert!(matched > 20);
+    // Same seed, same bytes.
+    let cap2 = tmp("gen2.pcapng");
+    let g = run(&[
+        "generate",
+        "--mix",
+        "web=2,video=1,voip=2,dns=1",
+        "--users",
+        "6",
+        "--duration",
+        "20s",
+        "--seed",
+        "3",
+        "-w",
+        cap2.to_str().unwrap(),
+    ]);
+    assert!(g.status.success());
+    assert_eq!(std::fs::read(&cap).unwrap(), std::fs::read(&cap2).unwrap());
+}
+
+#[test]
+fn bad_generator_input_is_a_usage_error() {
+    let out = run(&["generate", "--mix", "web=3,podcast=1", "-w", "/tmp/x.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("podcast") && err.contains("valid classes"),
+        "{err}"
+    );
+}

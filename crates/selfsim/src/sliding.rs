@@ -1,0 +1,80 @@
+//! Sliding-window H and burstiness over the last W values, updated every k.
+use crate::estimators::{local_whittle, wavelet_abry_veitch, LocalWhittleConfig, WaveletConfig};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// One window's results. Estimator failures (e.g. a constant window) give
+/// None plus a message in `errors`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowEstimate {
+    /// Index (0-based, in pushed values) of the last value in the window.
+    pub end_index: usize,
+    pub h_local_whittle: Option<f64>,
+    pub h_wavelet: Option<f64>,
+    /// sigma/mu of the window; None when the mean is 0.
+    pub burstiness: Option<f64>,
+    pub peak_to_mean: Option<f64>,
+    pub errors: Vec<String>,
+}
+
+/// Sliding-window estimator with bounded memory (W values).
+#[derive(Debug, Clone)]
+pub struct SlidingHurst {
+    window: usize,
+    every: usize,
+    buf: VecDeque<f64>,
+    pushed: usize,
+    pub lw: LocalWhittleConfig,
+    pub wavelet: WaveletConfig,
+}
+
+impl SlidingHurst {
+    /// Window of `window` values, re-estimated every `every` values.
+    /// `window` should be at least a few hundred for the estimators.
+    pub fn new(window: usize, every: usize) -> Self {
+        SlidingHurst {
+            window: window.max(1),
+            every: every.max(1),
+            buf: VecDeque::with_capacity(window.max(1)),
+            pushed: 0,
+            lw: LocalWhittleConfig::default(),
+            wavelet: WaveletConfig::default(),
+        }
+    }
+
+    /// Adds one value; returns an estimate once `window` values are held and
+    /// then every `every` values.
+    pub fn push(&mut self, v: f64) -> Option<WindowEstimate> {
+        if self.buf.len() == self.window {
+            self.buf.pop_front();
+        }
+        self.buf.push_back(v);
+        self.pushed += 1;
+        if self.buf.len() < self.window || (self.pushed - self.window) % self.every != 0 {
+            return None;
+        }
+        let (a, b) = self.buf.as_slices();
+        let w: Vec<f64> = a.iter().chain(b).copied().collect();
+        let mut errors = Vec::new();
+        let h_local_whittle = local_whittle(&w, &self.lw)
+            .map_err(|e| errors.push(e.to_string()))
+            .ok()
+            .map(|e| e.h);
+        let h_wavelet = wavelet_abry_veitch(&w, &self.wavelet)
+            .map_err(|e| errors.push(e.to_string()))
+            .ok()
+            .map(|e| e.h);
+        let s = crate::Summary::of(&w);
+        if s.is_none() {
+            errors.push("window contains a non-finite value".into());
+        }
+        Some(WindowEstimate {
+            end_index: self.pushed - 1,
+            h_local_whittle,
+            h_wavelet,
+            burstiness: s.as_ref().and_then(|s| s.variability),
+            peak_to_mean: s.as_ref().and_then(|s| s.peak_to_mean),
+            errors,
+        })
+    }
+}
