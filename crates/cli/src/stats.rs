@@ -78,7 +78,7 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
     let mut table = FlowTable::new(args.flow.config());
     let mut link_types: BTreeMap<u32, u64> = BTreeMap::new();
     let mut protocols: BTreeMap<String, Count> = BTreeMap::new();
-    let mut ip_versions: BTreeMap<String, Count> = BTreeMap::new();
+    let mut ip_versions: BTreeMap<&'static str, Count> = BTreeMap::new();
     let mut services: BTreeMap<&'static str, Count> = BTreeMap::new();
     let mut directions: BTreeMap<&'static str, Count> = BTreeMap::new();
     let mut malformed_reasons: BTreeMap<String, u64> = BTreeMap::new();
@@ -119,7 +119,7 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
                 fragments += 1;
             }
             ip_versions
-                .entry(format!("IPv{}", ip.version))
+                .entry(if ip.version == 4 { "IPv4" } else { "IPv6" })
                 .or_default()
                 .add(frame.wire_len);
             let service = match pkt.transport {
@@ -222,7 +222,10 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
             .map(|(k, v)| (capture::LinkType(k).to_string(), v))
             .collect(),
         protocols,
-        ip_versions,
+        ip_versions: ip_versions
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         services: services
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
