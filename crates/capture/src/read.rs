@@ -257,11 +257,15 @@ impl CaptureReader {
             self.base += self.start as u64;
             self.end -= self.start;
             self.start = 0;
-            if need > self.buf.len() {
-                self.buf.resize(need.next_power_of_two(), 0);
-            }
         }
         while self.end - self.start < need && !self.eof {
+            if self.end == self.buf.len() {
+                // Grow by doubling only as bytes actually arrive, so a header
+                // that lies about a huge record costs nothing until the data
+                // exists (a 40-byte file must not allocate 128 MiB).
+                let grown = (self.buf.len() * 2).min(need.next_power_of_two());
+                self.buf.resize(grown.max(self.buf.len()), 0);
+            }
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,

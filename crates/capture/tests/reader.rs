@@ -238,3 +238,45 @@ fn written_pcap_and_pcapng_read_back_identically() {
         assert_eq!(back, frames, "{format:?}");
     }
 }
+
+#[test]
+fn a_lying_record_length_costs_no_memory_until_the_bytes_exist() {
+    // pcap header + one record header claiming a 112 MiB packet, then EOF
+    // (found by the capture_reader fuzz target).
+    let mut f = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 7]);
+    let (frames, err) = read_all("lie.pcap", f);
+    assert!(frames.is_empty());
+    assert!(
+        matches!(err, Some(CaptureError::Truncated { packet: 1, .. })),
+        "{err:?}"
+    );
+    // The largest allocation of the whole test binary stays at the reader's
+    // normal buffer size, far from the 112 MiB the header claimed.
+    let largest = LARGEST.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(largest <= 8 << 20, "largest allocation {largest} bytes");
+}
+
+/// Records the largest single allocation, to check memory bounds without timing.
+struct Tracking;
+static LARGEST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: defers to the system allocator; only records sizes.
+unsafe impl std::alloc::GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LARGEST.fetch_max(l.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        LARGEST.fetch_max(new, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Tracking = Tracking;

@@ -1,0 +1,595 @@
+//! Versioned feature schema for flows and packets.
+//!
+//! The order and meaning of every value is fixed by
+//! [`FEATURE_SCHEMA_VERSION`]; model files store the version and the names
+//! and refuse to load against another schema.
+
+use std::collections::HashMap;
+
+use flow::FlowRecord;
+
+/// Bump whenever a feature is added, removed, reordered or changes meaning.
+pub const FEATURE_SCHEMA_VERSION: u32 = 1;
+
+/// Signed sizes / IATs of this many first packets are features.
+pub const FIRST_N: usize = 16;
+/// Buckets of hashed application tokens.
+pub const TOKEN_BUCKETS: usize = 64;
+
+const DETECTED: [&str; 8] = ["tls", "http", "dns", "quic", "ssh", "rtp", "rtcp", "sip"];
+const FLAG_NAMES: [&str; 8] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];
+/// Substrings of host names (SNI, HTTP host, DNS query) that hint at an
+/// application family. Generic words and large platforms only.
+const KEYWORDS: [&str; 25] = [
+    "video", "stream", "media", "cdn", "tv", "play", "voip", "voice", "call", "meet", "conf",
+    "stun", "turn", "rtc", "sip", "chat", "api", "static", "img", "update", "vod", "live", "tube",
+    "movie", "music",
+];
+
+fn flow_names() -> Vec<String> {
+    let mut n: Vec<String> = [
+        "duration_s_log",
+        "proto_tcp",
+        "proto_udp",
+        "proto_other",
+        "ip_v6",
+        "packets_log",
+        "bytes_log",
+        "down_byte_ratio",
+        "down_packet_ratio",
+        "packets_per_s_log",
+        "bytes_per_s_log",
+        "mean_payload",
+        "payload_fraction",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for d in ["fwd", "bwd"] {
+        for f in [
+            "packets_log",
+            "bytes_log",
+            "payload_bytes_log",
+            "size_min",
+            "size_mean",
+            "size_max",
+            "size_std",
+            "iat_min_ms_log",
+            "iat_mean_ms_log",
+            "iat_max_ms_log",
+            "iat_std_ms_log",
+        ] {
+            n.push(format!("{d}_{f}"));
+        }
+        for f in FLAG_NAMES {
+            n.push(format!("{d}_flag_{f}_frac"));
+        }
+    }
+    for f in [
+        "resp_port_wellknown",
+        "resp_port_registered",
+        "resp_port_ephemeral",
+        "init_port_wellknown",
+        "init_port_ephemeral",
+        "service_known",
+        "service_id",
+    ] {
+        n.push(f.to_string());
+    }
+    for i in 0..FIRST_N {
+        n.push(format!("first_size_signed_{i}"));
+    }
+    for i in 0..FIRST_N {
+        n.push(format!("first_iat_ms_log_{i}"));
+    }
+    for f in [
+        "first_n_fwd_frac",
+        "first_n_size_mean",
+        "first_n_size_std",
+        "first_n_small_frac",
+        "first_n_large_frac",
+        "first_n_dir_changes",
+    ] {
+        n.push(f.to_string());
+    }
+    for f in [
+        "app_sni",
+        "app_alpn",
+        "app_alpn_h2",
+        "app_alpn_h3",
+        "app_http_host",
+        "app_http_method",
+        "app_dns",
+        "app_quic",
+        "app_ssh",
+    ] {
+        n.push(f.to_string());
+    }
+    for d in DETECTED {
+        n.push(format!("detected_{d}"));
+    }
+    for k in KEYWORDS {
+        n.push(format!("kw_{k}"));
+    }
+    for i in 0..TOKEN_BUCKETS {
+        n.push(format!("tok_{i}"));
+    }
+    n
+}
+
+/// Number of flow features.
+pub const FLOW_FEATURE_COUNT: usize =
+    13 + 2 * (11 + 8) + 7 + 2 * FIRST_N + 6 + 9 + DETECTED.len() + KEYWORDS.len() + TOKEN_BUCKETS;
+
+/// Names of the flow features, in order.
+pub fn flow_feature_names() -> Vec<String> {
+    flow_names()
+}
+
+#[inline]
+fn ln1p(x: f64) -> f32 {
+    (x.max(0.0)).ln_1p() as f32
+}
+
+/// FNV-1a, stable across platforms and releases (feature hashing).
+pub fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn service_id(service: Option<&str>) -> f32 {
+    match service {
+        None => -1.0,
+        Some(s) => (fnv1a(s) % 1000) as f32,
+    }
+}
+
+fn port_parts(port: u16) -> (f32, f32, f32) {
+    if port < 1024 {
+        (port as f32, -1.0, 0.0)
+    } else if port < 49152 {
+        (-1.0, port as f32, 0.0)
+    } else {
+        (-1.0, -1.0, 1.0)
+    }
+}
+
+/// Application tokens of a flow: labels of its host names (SNI, HTTP host,
+/// DNS query), its ALPN, detected protocol, service, QUIC version.
+pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
+    let mut t = Vec::new();
+    for name in [&rec.app.tls_sni, &rec.app.http_host, &rec.app.dns_query]
+        .into_iter()
+        .flatten()
+    {
+        host_tokens(name, &mut t);
+    }
+    if let Some(a) = &rec.app.tls_alpn {
+        t.push(format!("alpn:{a}"));
+    }
+    if let Some(d) = rec.app.detected {
+        t.push(format!("det:{d}"));
+    }
+    if let Some(s) = rec.app.service {
+        t.push(format!("svc:{s}"));
+    }
+    if let Some(q) = &rec.app.quic_version {
+        t.push(format!("quic:{q}"));
+    }
+    if let Some(q) = rec.app.dns_qtype {
+        t.push(format!("qtype:{q}"));
+    }
+    t
+}
+
+fn host_tokens(name: &str, out: &mut Vec<String>) {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    // Address literals ("23.246.11.141", "[2001:db8::1]:80") carry no name.
+    let bare = name.rsplit_once(':').map(|(h, _)| h).unwrap_or(&name);
+    if bare
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok()
+        || name.parse::<std::net::IpAddr>().is_ok()
+    {
+        return;
+    }
+    let labels: Vec<&str> = name.split('.').filter(|l| !l.is_empty()).collect();
+    if labels.len() >= 2 {
+        // Registered-domain-like suffix (last two labels).
+        out.push(format!(
+            "dom:{}.{}",
+            labels[labels.len() - 2],
+            labels[labels.len() - 1]
+        ));
+    }
+    // Every label but the TLD, split on '-' and without digits.
+    for l in labels.iter().take(labels.len().saturating_sub(1)) {
+        for part in l.split('-') {
+            let p: String = part.chars().filter(|c| !c.is_ascii_digit()).collect();
+            if p.len() >= 3 && p != "www" {
+                out.push(format!("lbl:{p}"));
+            }
+        }
+    }
+}
+
+/// Feature vector of a (finished or partial) flow record.
+pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
+    let mut v = Vec::with_capacity(FLOW_FEATURE_COUNT);
+    let dur = rec.duration_s();
+    let pk = rec.packets() as f64;
+    let by = rec.bytes() as f64;
+    v.push(ln1p(dur * 1000.0));
+    v.push((rec.protocol == 6) as u8 as f32);
+    v.push((rec.protocol == 17) as u8 as f32);
+    v.push((rec.protocol != 6 && rec.protocol != 17) as u8 as f32);
+    v.push((rec.ip_version == 6) as u8 as f32);
+    v.push(ln1p(pk));
+    v.push(ln1p(by));
+    v.push(if by > 0.0 {
+        (rec.bwd.bytes as f64 / by) as f32
+    } else {
+        0.0
+    });
+    v.push(if pk > 0.0 {
+        (rec.bwd.packets as f64 / pk) as f32
+    } else {
+        0.0
+    });
+    let d = dur.max(1e-3);
+    v.push(ln1p(pk / d));
+    v.push(ln1p(by / d));
+    let payload = (rec.fwd.payload_bytes + rec.bwd.payload_bytes) as f64;
+    v.push(if pk > 0.0 { (payload / pk) as f32 } else { 0.0 });
+    v.push(if by > 0.0 { (payload / by) as f32 } else { 0.0 });
+    for ds in [&rec.fwd, &rec.bwd] {
+        v.push(ln1p(ds.packets as f64));
+        v.push(ln1p(ds.bytes as f64));
+        v.push(ln1p(ds.payload_bytes as f64));
+        v.push(ds.size.min as f32);
+        v.push(ds.size.mean as f32);
+        v.push(ds.size.max as f32);
+        v.push(ds.size.std as f32);
+        v.push(ln1p(ds.iat_us.min / 1000.0));
+        v.push(ln1p(ds.iat_us.mean / 1000.0));
+        v.push(ln1p(ds.iat_us.max / 1000.0));
+        v.push(ln1p(ds.iat_us.std / 1000.0));
+        let n = ds.packets.max(1) as f32;
+        for c in ds.tcp_flags {
+            v.push(c as f32 / n);
+        }
+    }
+    let (rw, rr, re) = port_parts(rec.dst_port);
+    let (iw, _, ie) = port_parts(rec.src_port);
+    v.extend([rw, rr, re, iw, ie]);
+    v.push(rec.app.service.is_some() as u8 as f32);
+    v.push(service_id(rec.app.service));
+    // First-N sequences.
+    let n = rec.first_sizes.len().min(FIRST_N);
+    for i in 0..FIRST_N {
+        if i < n {
+            let dir = rec.first_dirs.get(i).copied().unwrap_or(1) as f32;
+            v.push(rec.first_sizes[i] as f32 * dir);
+        } else {
+            v.push(0.0);
+        }
+    }
+    for i in 0..FIRST_N {
+        v.push(match rec.first_iats_us.get(i) {
+            Some(&x) if i < n => ln1p(x / 1000.0),
+            _ => 0.0,
+        });
+    }
+    if n > 0 {
+        let s = &rec.first_sizes[..n];
+        let fwd = rec.first_dirs[..n.min(rec.first_dirs.len())]
+            .iter()
+            .filter(|&&d| d > 0)
+            .count();
+        let mean = s.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        let var = s.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        let small = s.iter().filter(|&&x| x < 128).count();
+        let large = s.iter().filter(|&&x| x > 1000).count();
+        let changes = rec.first_dirs[..n.min(rec.first_dirs.len())]
+            .windows(2)
+            .filter(|w| w[0] != w[1])
+            .count();
+        v.push(fwd as f32 / n as f32);
+        v.push(mean as f32);
+        v.push(var.sqrt() as f32);
+        v.push(small as f32 / n as f32);
+        v.push(large as f32 / n as f32);
+        v.push(changes as f32 / n as f32);
+    } else {
+        v.extend([0.0; 6]);
+    }
+    let a = &rec.app;
+    let alpn = a.tls_alpn.as_deref().unwrap_or("");
+    v.push(a.tls_sni.is_some() as u8 as f32);
+    v.push(a.tls_alpn.is_some() as u8 as f32);
+    v.push((alpn == "h2") as u8 as f32);
+    v.push(alpn.starts_with("h3") as u8 as f32);
+    v.push(a.http_host.is_some() as u8 as f32);
+    v.push(a.http_method.is_some() as u8 as f32);
+    v.push(a.dns_query.is_some() as u8 as f32);
+    v.push(a.quic_version.is_some() as u8 as f32);
+    v.push(a.ssh_banner.is_some() as u8 as f32);
+    for d in DETECTED {
+        v.push((a.detected == Some(d)) as u8 as f32);
+    }
+    let names: String = [&a.tls_sni, &a.http_host, &a.dns_query]
+        .into_iter()
+        .flatten()
+        .map(|s| s.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for k in KEYWORDS {
+        v.push(names.contains(k) as u8 as f32);
+    }
+    let base = v.len();
+    v.extend([0.0; TOKEN_BUCKETS]);
+    for t in app_tokens(rec) {
+        v[base + (fnv1a(&t) % TOKEN_BUCKETS as u64) as usize] = 1.0;
+    }
+    debug_assert_eq!(v.len(), FLOW_FEATURE_COUNT);
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Per-packet features.
+
+const PACKET_NAMES: [&str; 26] = [
+    "size",
+    "payload_len",
+    "proto_tcp",
+    "proto_udp",
+    "forward",
+    "iat_ms_log",
+    "position_log",
+    "tcp_fin",
+    "tcp_syn",
+    "tcp_rst",
+    "tcp_psh",
+    "tcp_ack",
+    "resp_port_wellknown",
+    "resp_port_registered",
+    "resp_port_ephemeral",
+    "flow_fwd_packets_log",
+    "flow_bwd_packets_log",
+    "flow_bytes_log",
+    "flow_size_mean",
+    "flow_size_std",
+    "flow_size_max",
+    "flow_iat_mean_ms_log",
+    "flow_duration_ms_log",
+    "flow_down_byte_ratio",
+    "flow_small_frac",
+    "flow_large_frac",
+];
+
+/// Number of packet features.
+pub const PACKET_FEATURE_COUNT: usize = PACKET_NAMES.len();
+
+/// Names of the packet features, in order.
+pub fn packet_feature_names() -> Vec<String> {
+    PACKET_NAMES.iter().map(|s| s.to_string()).collect()
+}
+
+#[derive(Debug, Clone, Default)]
+struct PktState {
+    first_ns: u64,
+    last_ns: u64,
+    last_seen: u64,
+    fwd: u64,
+    bwd: u64,
+    bytes: u64,
+    bwd_bytes: u64,
+    sum: f64,
+    sum2: f64,
+    max: f64,
+    iat_sum_ms: f64,
+    small: u64,
+    large: u64,
+}
+
+/// One packet as the featurizer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketInfo {
+    pub flow_id: u64,
+    pub forward: bool,
+    pub position: u64,
+    pub ts_ns: u64,
+    pub wire_len: u32,
+    pub payload_len: u32,
+    pub protocol: u8,
+    pub tcp_flags: u8,
+    /// Responder port of the flow.
+    pub resp_port: u16,
+}
+
+impl PacketInfo {
+    /// From a decoded packet and its flow placement.
+    pub fn new(
+        pkt: &decode::Packet<'_>,
+        placement: &flow::Placement,
+        ts_ns: u64,
+        wire_len: u32,
+    ) -> Self {
+        let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+        PacketInfo {
+            flow_id: placement.flow_id,
+            forward: placement.forward,
+            position: placement.position,
+            ts_ns,
+            wire_len,
+            payload_len: pkt.payload_len,
+            protocol: pkt.ip.map(|i| i.protocol).unwrap_or(0),
+            tcp_flags: pkt.tcp().map(|t| t.flags).unwrap_or(0),
+            resp_port: if placement.forward { dp } else { sp },
+        }
+    }
+}
+
+/// Streaming per-packet featurizer: keeps a small state per flow (bounded
+/// by `max_flows`, least recently seen dropped first) and yields the feature
+/// vector of each packet: the packet itself plus its flow's state so far
+/// (including this packet).
+#[derive(Debug)]
+pub struct PacketFeaturizer {
+    flows: HashMap<u64, PktState>,
+    max_flows: usize,
+    tick: u64,
+}
+
+impl PacketFeaturizer {
+    pub fn new(max_flows: usize) -> Self {
+        PacketFeaturizer {
+            flows: HashMap::new(),
+            max_flows: max_flows.max(1),
+            tick: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Forget a flow (when the flow table reports it ended).
+    pub fn remove(&mut self, flow_id: u64) {
+        self.flows.remove(&flow_id);
+    }
+
+    fn evict(&mut self) {
+        // Drop the oldest tenth at once: amortised O(1) per packet.
+        let mut ages: Vec<(u64, u64)> = self.flows.iter().map(|(k, s)| (s.last_seen, *k)).collect();
+        ages.sort_unstable();
+        let drop = (self.max_flows / 10).max(1);
+        for (_, k) in ages.into_iter().take(drop) {
+            self.flows.remove(&k);
+        }
+    }
+
+    pub fn push(&mut self, p: &PacketInfo) -> Vec<f32> {
+        self.tick += 1;
+        if !self.flows.contains_key(&p.flow_id) && self.flows.len() >= self.max_flows {
+            self.evict();
+        }
+        let tick = self.tick;
+        let st = self.flows.entry(p.flow_id).or_insert_with(|| PktState {
+            first_ns: p.ts_ns,
+            last_ns: p.ts_ns,
+            ..Default::default()
+        });
+        let iat_ms = p.ts_ns.saturating_sub(st.last_ns) as f64 / 1e6;
+        st.last_ns = st.last_ns.max(p.ts_ns);
+        st.last_seen = tick;
+        let size = p.wire_len as f64;
+        if p.forward {
+            st.fwd += 1;
+        } else {
+            st.bwd += 1;
+            st.bwd_bytes += p.wire_len as u64;
+        }
+        st.bytes += p.wire_len as u64;
+        st.sum += size;
+        st.sum2 += size * size;
+        st.max = st.max.max(size);
+        st.iat_sum_ms += iat_ms;
+        st.small += (size < 128.0) as u64;
+        st.large += (size > 1000.0) as u64;
+        let n = (st.fwd + st.bwd) as f64;
+        let mean = st.sum / n;
+        let std = (st.sum2 / n - mean * mean).max(0.0).sqrt();
+        let (rw, rr, re) = port_parts(p.resp_port);
+        let f = p.tcp_flags;
+        vec![
+            p.wire_len as f32,
+            p.payload_len as f32,
+            (p.protocol == 6) as u8 as f32,
+            (p.protocol == 17) as u8 as f32,
+            p.forward as u8 as f32,
+            ln1p(iat_ms),
+            ln1p(p.position as f64),
+            (f & 0x01 != 0) as u8 as f32,
+            (f & 0x02 != 0) as u8 as f32,
+            (f & 0x04 != 0) as u8 as f32,
+            (f & 0x08 != 0) as u8 as f32,
+            (f & 0x10 != 0) as u8 as f32,
+            rw,
+            rr,
+            re,
+            ln1p(st.fwd as f64),
+            ln1p(st.bwd as f64),
+            ln1p(st.bytes as f64),
+            mean as f32,
+            std as f32,
+            st.max as f32,
+            ln1p(if n > 1.0 {
+                st.iat_sum_ms / (n - 1.0)
+            } else {
+                0.0
+            }),
+            ln1p(st.last_ns.saturating_sub(st.first_ns) as f64 / 1e6),
+            (st.bwd_bytes as f64 / st.bytes.max(1) as f64) as f32,
+            (st.small as f64 / n) as f32,
+            (st.large as f64 / n) as f32,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_count() {
+        assert_eq!(flow_feature_names().len(), FLOW_FEATURE_COUNT);
+        assert_eq!(packet_feature_names().len(), PACKET_FEATURE_COUNT);
+        let mut names = flow_feature_names();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FLOW_FEATURE_COUNT, "feature names are unique");
+    }
+
+    #[test]
+    fn host_tokens_split_labels() {
+        let mut t = Vec::new();
+        host_tokens("rr5---sn-4g5e6nz7.googlevideo.com", &mut t);
+        assert!(t.contains(&"dom:googlevideo.com".to_string()));
+        assert!(t.contains(&"lbl:googlevideo".to_string()));
+        let mut t = Vec::new();
+        host_tokens("23.246.11.141", &mut t);
+        host_tokens("[2001:db8::1]:80", &mut t);
+        host_tokens("239.255.255.250:1900", &mut t);
+        assert!(t.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn packet_featurizer_is_bounded() {
+        let mut f = PacketFeaturizer::new(50);
+        for i in 0..1000u64 {
+            let p = PacketInfo {
+                flow_id: i,
+                forward: true,
+                position: 1,
+                ts_ns: i * 1000,
+                wire_len: 100,
+                payload_len: 50,
+                protocol: 17,
+                tcp_flags: 0,
+                resp_port: 53,
+            };
+            assert_eq!(f.push(&p).len(), PACKET_FEATURE_COUNT);
+            assert!(f.len() <= 50);
+        }
+    }
+}

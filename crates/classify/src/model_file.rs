@@ -1,0 +1,200 @@
+//! Model files: serde JSON with a format version, the feature schema
+//! (version and names), class names and a training summary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::{flow_feature_names, packet_feature_names, FEATURE_SCHEMA_VERSION};
+use crate::models::{Classifier, Model};
+use crate::{ClassifyError, Result};
+
+/// Version of the file layout.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+const FORMAT: &str = "trafficscope-classify-model";
+
+/// How a model was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainingSummary {
+    pub rows: u64,
+    pub rows_per_class: Vec<u64>,
+    pub groups: u64,
+    pub seed: u64,
+    pub train_s: f64,
+    /// Free text: data sources, split, evaluation figures.
+    pub notes: Vec<String>,
+}
+
+/// A trained model with everything needed to use it safely.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format: String,
+    pub format_version: u32,
+    pub feature_schema_version: u32,
+    /// "flow" (features of [`crate::flow_features`]) or "packet".
+    pub feature_kind: String,
+    pub feature_names: Vec<String>,
+    pub class_names: Vec<String>,
+    pub summary: TrainingSummary,
+    pub model: Model,
+}
+
+impl ModelFile {
+    /// Wraps a trained flow model.
+    pub fn flow(model: Model, class_names: Vec<String>, summary: TrainingSummary) -> Self {
+        ModelFile {
+            format: FORMAT.into(),
+            format_version: MODEL_FORMAT_VERSION,
+            feature_schema_version: FEATURE_SCHEMA_VERSION,
+            feature_kind: "flow".into(),
+            feature_names: flow_feature_names(),
+            class_names,
+            summary,
+            model,
+        }
+    }
+
+    /// Wraps a trained per-packet model.
+    pub fn packet(model: Model, class_names: Vec<String>, summary: TrainingSummary) -> Self {
+        ModelFile {
+            feature_kind: "packet".into(),
+            feature_names: packet_feature_names(),
+            ..Self::flow(model, class_names, summary)
+        }
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// Parses and checks the format version and feature schema against
+    /// this build; a mismatch is an error naming both.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text)?;
+        let fmt = v.get("format").and_then(|f| f.as_str()).unwrap_or("");
+        if fmt != FORMAT {
+            return Err(ClassifyError::ModelFile(format!(
+                "not a {FORMAT} file (format {fmt:?})"
+            )));
+        }
+        let num = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let fv = num("format_version");
+        if fv != MODEL_FORMAT_VERSION as u64 {
+            return Err(ClassifyError::ModelFile(format!(
+                "model file format version {fv}, this build reads version {MODEL_FORMAT_VERSION}"
+            )));
+        }
+        let sv = num("feature_schema_version");
+        if sv != FEATURE_SCHEMA_VERSION as u64 {
+            return Err(ClassifyError::ModelFile(format!(
+                "model file feature schema version {sv}, this build computes feature schema version {FEATURE_SCHEMA_VERSION}; retrain the model"
+            )));
+        }
+        let m: ModelFile = serde_json::from_value(v)?;
+        let expected = match m.feature_kind.as_str() {
+            "flow" => flow_feature_names(),
+            "packet" => packet_feature_names(),
+            k => {
+                return Err(ClassifyError::ModelFile(format!(
+                    "unknown feature kind {k:?}"
+                )))
+            }
+        };
+        if m.feature_names != expected {
+            let first = m
+                .feature_names
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(m.feature_names.len().min(expected.len()));
+            return Err(ClassifyError::ModelFile(format!(
+                "feature names differ from schema version {FEATURE_SCHEMA_VERSION} at index {first} (file {:?}, build {:?})",
+                m.feature_names.get(first),
+                expected.get(first)
+            )));
+        }
+        Ok(m)
+    }
+
+    pub fn save(&self, path: &str) -> Result<()> {
+        std::fs::write(path, self.to_json()?).map_err(|source| ClassifyError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+
+    pub fn load(path: &str) -> Result<Self> {
+        let t = std::fs::read_to_string(path).map_err(|source| ClassifyError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_json(&t).map_err(|e| match e {
+            ClassifyError::ModelFile(m) => ClassifyError::ModelFile(format!("{path}: {m}")),
+            e => e,
+        })
+    }
+
+    pub fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
+        self.model.predict_proba(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{tests::blobs, ModelKind};
+    use crate::FLOW_FEATURE_COUNT;
+
+    #[test]
+    fn round_trip_gives_identical_predictions_and_versions_are_checked() {
+        let (x, y) = blobs(300, 5);
+        let pad = |r: &Vec<f32>| {
+            let mut r = r.clone();
+            r.resize(FLOW_FEATURE_COUNT, 0.0);
+            r
+        };
+        let x: Vec<Vec<f32>> = x.iter().map(pad).collect();
+        for kind in ModelKind::ALL {
+            let mut m = Model::new(kind, 1);
+            match &mut m {
+                Model::Forest(f) => f.params.n_trees = 10,
+                Model::Gbt(g) => g.params.rounds = 10,
+                Model::Mlp(g) => g.params.epochs = 5,
+            }
+            m.fit(&x, &y, 4, None).unwrap();
+            let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+            let f = ModelFile::flow(m, names, TrainingSummary::default());
+            let text = f.to_json().unwrap();
+            let back = ModelFile::from_json(&text).unwrap();
+            for r in &x {
+                assert_eq!(f.predict_proba(r), back.predict_proba(r));
+            }
+            // Another schema version.
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["feature_schema_version"] = serde_json::json!(FEATURE_SCHEMA_VERSION + 1);
+            let e = ModelFile::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "feature schema version {}",
+                    FEATURE_SCHEMA_VERSION + 1
+                )) && e.contains(&format!("feature schema version {FEATURE_SCHEMA_VERSION}")),
+                "{e}"
+            );
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["format_version"] = serde_json::json!(99);
+            let e = ModelFile::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("version 99") && e.contains(&format!("version {MODEL_FORMAT_VERSION}")),
+                "{e}"
+            );
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["feature_names"][3] = serde_json::json!("renamed");
+            let e = ModelFile::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("index 3"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,739 @@
+//! Learners behind one [`Classifier`] trait: random forest, multiclass
+//! gradient-boosted trees (softmax, one regression tree per class and
+//! round) and a small MLP. All are written here, deterministic for a seed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+use crate::tree::{grow, Binned, Target, Tree, TreeParams};
+use crate::{ClassifyError, Result};
+
+/// A multiclass probabilistic classifier.
+pub trait Classifier {
+    /// Fits on rows `x` with classes `y` in `0..n_classes`; `weights` (one
+    /// per row) express class weights for imbalance.
+    fn fit(
+        &mut self,
+        x: &[Vec<f32>],
+        y: &[usize],
+        n_classes: usize,
+        weights: Option<&[f32]>,
+    ) -> Result<()>;
+    /// Class probabilities of one row (sum 1).
+    fn predict_proba(&self, x: &[f32]) -> Vec<f32>;
+    /// Most probable class.
+    fn predict(&self, x: &[f32]) -> usize {
+        argmax(&self.predict_proba(x))
+    }
+    /// Most probable class of many rows (the forest walks tree by tree:
+    /// faster than row by row).
+    fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
+        x.iter().map(|r| self.predict(r)).collect()
+    }
+}
+
+pub fn argmax(p: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, &v) in p.iter().enumerate() {
+        if v > p[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+/// "Balanced" class weights per row: n / (k · count(class)).
+pub fn class_weights(y: &[usize], n_classes: usize) -> Vec<f32> {
+    let mut c = vec![0usize; n_classes];
+    for &v in y {
+        c[v] += 1;
+    }
+    let present = c.iter().filter(|&&x| x > 0).count().max(1);
+    y.iter()
+        .map(|&v| y.len() as f32 / (present as f32 * c[v] as f32))
+        .collect()
+}
+
+fn check(x: &[Vec<f32>], y: &[usize], k: usize, w: Option<&[f32]>) -> Result<()> {
+    if x.is_empty() || x.len() != y.len() || w.is_some_and(|w| w.len() != y.len()) {
+        return Err(ClassifyError::Training(format!(
+            "need equal non-zero rows, labels and weights (rows {}, labels {})",
+            x.len(),
+            y.len()
+        )));
+    }
+    if let Some(&bad) = y.iter().find(|&&c| c >= k) {
+        return Err(ClassifyError::Training(format!(
+            "label {bad} >= {k} classes"
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RfParams {
+    pub n_trees: usize,
+    pub max_depth: usize,
+    pub min_leaf: usize,
+    /// Features per split; 0 = sqrt(d).
+    pub mtry: usize,
+    pub seed: u64,
+}
+
+impl Default for RfParams {
+    fn default() -> Self {
+        RfParams {
+            n_trees: 50,
+            max_depth: 14,
+            min_leaf: 1,
+            mtry: 0,
+            seed: 42,
+        }
+    }
+}
+
+/// Random forest: bootstrap samples, random feature subsets, Gini splits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RandomForest {
+    pub params: RfParams,
+    pub n_classes: usize,
+    trees: Vec<Tree>,
+}
+
+impl RandomForest {
+    pub fn new(params: RfParams) -> Self {
+        RandomForest {
+            params,
+            n_classes: 0,
+            trees: vec![],
+        }
+    }
+}
+
+impl Classifier for RandomForest {
+    fn fit(
+        &mut self,
+        x: &[Vec<f32>],
+        y: &[usize],
+        k: usize,
+        weights: Option<&[f32]>,
+    ) -> Result<()> {
+        check(x, y, k, weights)?;
+        let data = Binned::new(x);
+        let ones = vec![1f32; y.len()];
+        let w = weights.unwrap_or(&ones);
+        let mtry = if self.params.mtry == 0 {
+            ((data.d as f64).sqrt().ceil() as usize).max(1)
+        } else {
+            self.params.mtry
+        };
+        let tp = TreeParams {
+            max_depth: self.params.max_depth,
+            min_leaf: self.params.min_leaf.max(1),
+            mtry,
+        };
+        let mut rng = Rng::new(self.params.seed);
+        self.n_classes = k;
+        self.trees.clear();
+        let n = y.len();
+        for _ in 0..self.params.n_trees {
+            let mut r = rng.fork();
+            let mut idx: Vec<u32> = (0..n).map(|_| r.below(n) as u32).collect();
+            let target = Target::Class { y, w, k };
+            self.trees.push(grow(&data, &target, &mut idx, &tp, &mut r));
+        }
+        Ok(())
+    }
+
+    fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
+        let mut p = vec![0f32; self.n_classes];
+        for t in &self.trees {
+            for (a, b) in p.iter_mut().zip(t.leaf(x)) {
+                *a += b;
+            }
+        }
+        let s: f32 = p.iter().sum();
+        if s > 0.0 {
+            p.iter_mut().for_each(|v| *v /= s);
+        }
+        p
+    }
+
+    fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
+        let k = self.n_classes;
+        let mut acc = vec![0f32; x.len() * k];
+        // Blocks of rows keep both the tree and the accumulators in cache.
+        for (bi, block) in x.chunks(256).enumerate() {
+            let base = bi * 256 * k;
+            for t in &self.trees {
+                for (i, r) in block.iter().enumerate() {
+                    let a = &mut acc[base + i * k..base + (i + 1) * k];
+                    for (s, v) in a.iter_mut().zip(t.leaf(r)) {
+                        *s += v;
+                    }
+                }
+            }
+        }
+        acc.chunks(k.max(1)).map(argmax).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GbtParams {
+    pub rounds: usize,
+    pub learning_rate: f32,
+    pub max_depth: usize,
+    pub min_leaf: usize,
+    pub lambda: f32,
+    /// Fraction of rows per round.
+    pub subsample: f32,
+    /// Fraction of features per split.
+    pub colsample: f32,
+    pub seed: u64,
+}
+
+impl Default for GbtParams {
+    fn default() -> Self {
+        GbtParams {
+            rounds: 120,
+            learning_rate: 0.15,
+            max_depth: 5,
+            min_leaf: 2,
+            lambda: 1.0,
+            subsample: 0.8,
+            colsample: 0.3,
+            seed: 42,
+        }
+    }
+}
+
+/// Multiclass gradient boosting with the softmax loss: each round fits one
+/// regression tree per class on the gradient / hessian of the cross-entropy
+/// (Newton leaves, L2 regularised).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GradientBoosting {
+    pub params: GbtParams,
+    pub n_classes: usize,
+    base: Vec<f32>,
+    /// rounds × classes, row-major.
+    trees: Vec<Tree>,
+}
+
+impl GradientBoosting {
+    pub fn new(params: GbtParams) -> Self {
+        GradientBoosting {
+            params,
+            n_classes: 0,
+            base: vec![],
+            trees: vec![],
+        }
+    }
+
+    fn raw(&self, x: &[f32]) -> Vec<f32> {
+        let k = self.n_classes;
+        let mut f = self.base.clone();
+        for (i, t) in self.trees.iter().enumerate() {
+            f[i % k] += self.params.learning_rate * t.leaf(x)[0];
+        }
+        f
+    }
+}
+
+fn softmax(v: &mut [f32]) {
+    let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0.0;
+    for x in v.iter_mut() {
+        *x = (*x - m).exp();
+        s += *x;
+    }
+    v.iter_mut().for_each(|x| *x /= s);
+}
+
+impl Classifier for GradientBoosting {
+    fn fit(
+        &mut self,
+        x: &[Vec<f32>],
+        y: &[usize],
+        k: usize,
+        weights: Option<&[f32]>,
+    ) -> Result<()> {
+        check(x, y, k, weights)?;
+        let n = y.len();
+        let data = Binned::new(x);
+        let ones = vec![1f32; n];
+        let w = weights.unwrap_or(&ones);
+        let p = self.params.clone();
+        let mut rng = Rng::new(p.seed);
+        // Base score: log of weighted class priors.
+        let mut prior = vec![1e-3f32; k];
+        for (&c, &wi) in y.iter().zip(w) {
+            prior[c] += wi;
+        }
+        let ps: f32 = prior.iter().sum();
+        self.base = prior.iter().map(|v| (v / ps).ln()).collect();
+        self.n_classes = k;
+        self.trees.clear();
+        let mut f: Vec<f32> = (0..n).flat_map(|_| self.base.clone()).collect();
+        let mtry = ((data.d as f32 * p.colsample).ceil() as usize).clamp(1, data.d);
+        let tp = TreeParams {
+            max_depth: p.max_depth,
+            min_leaf: p.min_leaf.max(1),
+            mtry,
+        };
+        let mut g = vec![0f32; n];
+        let mut h = vec![0f32; n];
+        let mut prob = vec![0f32; n * k];
+        for _ in 0..p.rounds {
+            for i in 0..n {
+                let row = &mut prob[i * k..(i + 1) * k];
+                row.copy_from_slice(&f[i * k..(i + 1) * k]);
+                softmax(row);
+            }
+            let mut idx: Vec<u32> = (0..n as u32)
+                .filter(|_| rng.unit() < p.subsample as f64)
+                .collect();
+            if idx.is_empty() {
+                idx = (0..n as u32).collect();
+            }
+            for c in 0..k {
+                for i in 0..n {
+                    let pi = prob[i * k + c];
+                    let yi = (y[i] == c) as u8 as f32;
+                    g[i] = w[i] * (pi - yi);
+                    h[i] = w[i] * (pi * (1.0 - pi)).max(1e-6);
+                }
+                let target = Target::Grad {
+                    g: &g,
+                    h: &h,
+                    lambda: p.lambda,
+                };
+                let mut ids = idx.clone();
+                let t = grow(&data, &target, &mut ids, &tp, &mut rng);
+                for (i, row) in x.iter().enumerate() {
+                    f[i * k + c] += p.learning_rate * t.leaf(row)[0];
+                }
+                self.trees.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
+        let mut v = self.raw(x);
+        softmax(&mut v);
+        v
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MlpParams {
+    pub hidden: Vec<usize>,
+    pub epochs: usize,
+    pub batch: usize,
+    pub learning_rate: f32,
+    pub weight_decay: f32,
+    pub seed: u64,
+}
+
+impl Default for MlpParams {
+    fn default() -> Self {
+        MlpParams {
+            hidden: vec![64, 32],
+            epochs: 60,
+            batch: 32,
+            learning_rate: 2e-3,
+            weight_decay: 1e-4,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Layer {
+    n_in: usize,
+    n_out: usize,
+    /// n_out × n_in, row-major.
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// Multilayer perceptron: standardised inputs, ReLU hidden layers, softmax
+/// output, class-weighted cross-entropy, Adam, mini-batches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mlp {
+    pub params: MlpParams,
+    pub n_classes: usize,
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+impl Mlp {
+    pub fn new(params: MlpParams) -> Self {
+        Mlp {
+            params,
+            n_classes: 0,
+            mean: vec![],
+            scale: vec![],
+            layers: vec![],
+        }
+    }
+
+    fn standardize(&self, x: &[f32]) -> Vec<f32> {
+        x.iter()
+            .zip(self.mean.iter().zip(&self.scale))
+            .map(|(&v, (&m, &s))| {
+                let v = if v.is_finite() { v } else { 0.0 };
+                ((v - m) * s).clamp(-10.0, 10.0)
+            })
+            .collect()
+    }
+
+    /// Activations of every layer (input first).
+    fn forward(&self, x: Vec<f32>) -> Vec<Vec<f32>> {
+        let mut acts = vec![x];
+        for (li, l) in self.layers.iter().enumerate() {
+            let a = acts.last().unwrap();
+            let mut o = l.b.clone();
+            for (j, oj) in o.iter_mut().enumerate() {
+                let row = &l.w[j * l.n_in..(j + 1) * l.n_in];
+                *oj += row.iter().zip(a).map(|(w, x)| w * x).sum::<f32>();
+            }
+            if li + 1 < self.layers.len() {
+                o.iter_mut().for_each(|v| *v = v.max(0.0));
+            } else {
+                softmax(&mut o);
+            }
+            acts.push(o);
+        }
+        acts
+    }
+}
+
+impl Classifier for Mlp {
+    fn fit(
+        &mut self,
+        x: &[Vec<f32>],
+        y: &[usize],
+        k: usize,
+        weights: Option<&[f32]>,
+    ) -> Result<()> {
+        check(x, y, k, weights)?;
+        let n = x.len();
+        let d = x[0].len();
+        let p = self.params.clone();
+        let mut rng = Rng::new(p.seed);
+        self.n_classes = k;
+        // Standardisation.
+        self.mean = vec![0.0; d];
+        self.scale = vec![1.0; d];
+        for j in 0..d {
+            let col = x
+                .iter()
+                .map(|r| if r[j].is_finite() { r[j] as f64 } else { 0.0 });
+            let m = col.clone().sum::<f64>() / n as f64;
+            let v = col.map(|c| (c - m) * (c - m)).sum::<f64>() / n as f64;
+            self.mean[j] = m as f32;
+            self.scale[j] = if v > 1e-12 {
+                (1.0 / v.sqrt()) as f32
+            } else {
+                0.0
+            };
+        }
+        // He initialisation.
+        let mut sizes = vec![d];
+        sizes.extend(&p.hidden);
+        sizes.push(k);
+        self.layers = sizes
+            .windows(2)
+            .map(|s| {
+                let std = (2.0 / s[0] as f64).sqrt();
+                Layer {
+                    n_in: s[0],
+                    n_out: s[1],
+                    w: (0..s[0] * s[1])
+                        .map(|_| (rng.normal() * std) as f32)
+                        .collect(),
+                    b: vec![0.0; s[1]],
+                }
+            })
+            .collect();
+        let xs: Vec<Vec<f32>> = x.iter().map(|r| self.standardize(r)).collect();
+        let ones = vec![1f32; n];
+        let w = weights.unwrap_or(&ones);
+        let wmean = w.iter().sum::<f32>() / n as f32;
+        // Adam state.
+        let mut mw: Vec<Vec<f32>> = self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
+        let mut vw = mw.clone();
+        let mut mb: Vec<Vec<f32>> = self.layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
+        let mut vb = mb.clone();
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let mut step = 0i32;
+        let mut order: Vec<usize> = (0..n).collect();
+        let batch = p.batch.max(1);
+        for _ in 0..p.epochs {
+            rng.shuffle(&mut order);
+            for chunk in order.chunks(batch) {
+                let mut gw: Vec<Vec<f32>> =
+                    self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
+                let mut gb: Vec<Vec<f32>> =
+                    self.layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
+                for &i in chunk {
+                    let acts = self.forward(xs[i].clone());
+                    let scale = w[i] / wmean / chunk.len() as f32;
+                    // Output delta: p - onehot.
+                    let mut delta: Vec<f32> = acts.last().unwrap().clone();
+                    delta[y[i]] -= 1.0;
+                    delta.iter_mut().for_each(|v| *v *= scale);
+                    for li in (0..self.layers.len()).rev() {
+                        let l = &self.layers[li];
+                        let a = &acts[li];
+                        for (j, &dj) in delta.iter().enumerate().take(l.n_out) {
+                            if dj == 0.0 {
+                                continue;
+                            }
+                            gb[li][j] += dj;
+                            let g = &mut gw[li][j * l.n_in..(j + 1) * l.n_in];
+                            for (gi, ai) in g.iter_mut().zip(a) {
+                                *gi += dj * ai;
+                            }
+                        }
+                        if li > 0 {
+                            let mut nd = vec![0f32; l.n_in];
+                            for (&dj, row) in delta.iter().zip(l.w.chunks(l.n_in)) {
+                                if dj == 0.0 {
+                                    continue;
+                                }
+                                for (n, wv) in nd.iter_mut().zip(row) {
+                                    *n += dj * wv;
+                                }
+                            }
+                            // ReLU derivative.
+                            for (q, v) in nd.iter_mut().enumerate() {
+                                if a[q] <= 0.0 {
+                                    *v = 0.0;
+                                }
+                            }
+                            delta = nd;
+                        }
+                    }
+                }
+                step += 1;
+                let lr = p.learning_rate * (1.0 - b2.powi(step)).sqrt() / (1.0 - b1.powi(step));
+                for li in 0..self.layers.len() {
+                    let l = &mut self.layers[li];
+                    for q in 0..l.w.len() {
+                        let g = gw[li][q] + p.weight_decay * l.w[q];
+                        mw[li][q] = b1 * mw[li][q] + (1.0 - b1) * g;
+                        vw[li][q] = b2 * vw[li][q] + (1.0 - b2) * g * g;
+                        l.w[q] -= lr * mw[li][q] / (vw[li][q].sqrt() + eps);
+                    }
+                    for q in 0..l.b.len() {
+                        let g = gb[li][q];
+                        mb[li][q] = b1 * mb[li][q] + (1.0 - b1) * g;
+                        vb[li][q] = b2 * vb[li][q] + (1.0 - b2) * g * g;
+                        l.b[q] -= lr * mb[li][q] / (vb[li][q].sqrt() + eps);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
+        self.forward(self.standardize(x)).pop().unwrap()
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// Which learner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    Forest,
+    Gbt,
+    Mlp,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 3] = [ModelKind::Forest, ModelKind::Gbt, ModelKind::Mlp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Forest => "random-forest",
+            ModelKind::Gbt => "gbt",
+            ModelKind::Mlp => "mlp",
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "rf" | "forest" | "random-forest" | "randomforest" => Ok(ModelKind::Forest),
+            "gbt" | "gbdt" | "boosting" | "gradient-boosting" => Ok(ModelKind::Gbt),
+            "mlp" | "nn" => Ok(ModelKind::Mlp),
+            _ => Err(format!("unknown model {s:?} (rf, gbt, mlp)")),
+        }
+    }
+}
+
+/// Any of the learners (what a model file stores).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Model {
+    Forest(RandomForest),
+    Gbt(GradientBoosting),
+    Mlp(Mlp),
+}
+
+impl Model {
+    /// An untrained model with default parameters and this seed.
+    pub fn new(kind: ModelKind, seed: u64) -> Self {
+        match kind {
+            ModelKind::Forest => Model::Forest(RandomForest::new(RfParams {
+                seed,
+                ..Default::default()
+            })),
+            ModelKind::Gbt => Model::Gbt(GradientBoosting::new(GbtParams {
+                seed,
+                ..Default::default()
+            })),
+            ModelKind::Mlp => Model::Mlp(Mlp::new(MlpParams {
+                seed,
+                ..Default::default()
+            })),
+        }
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Model::Forest(_) => ModelKind::Forest,
+            Model::Gbt(_) => ModelKind::Gbt,
+            Model::Mlp(_) => ModelKind::Mlp,
+        }
+    }
+
+    fn inner(&self) -> &dyn Classifier {
+        match self {
+            Model::Forest(m) => m,
+            Model::Gbt(m) => m,
+            Model::Mlp(m) => m,
+        }
+    }
+}
+
+impl Classifier for Model {
+    fn fit(&mut self, x: &[Vec<f32>], y: &[usize], k: usize, w: Option<&[f32]>) -> Result<()> {
+        match self {
+            Model::Forest(m) => m.fit(x, y, k, w),
+            Model::Gbt(m) => m.fit(x, y, k, w),
+            Model::Mlp(m) => m.fit(x, y, k, w),
+        }
+    }
+    fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
+        self.inner().predict_proba(x)
+    }
+    fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
+        self.inner().predict_batch(x)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Four Gaussian blobs in 6 dimensions (2 informative, 4 noise), well separated.
+    pub fn blobs(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut r = Rng::new(seed);
+        let centers = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)];
+        let mut x = vec![];
+        let mut y = vec![];
+        for i in 0..n {
+            // Imbalanced: class 3 rare.
+            let c = if i % 10 == 0 { 3 } else { i % 3 };
+            let (a, b) = centers[c];
+            let mut row = vec![(a + r.normal()) as f32, (b + r.normal()) as f32];
+            for _ in 0..4 {
+                row.push(r.normal() as f32 * 3.0);
+            }
+            x.push(row);
+            y.push(c);
+        }
+        (x, y)
+    }
+
+    fn acc(m: &dyn Classifier, x: &[Vec<f32>], y: &[usize]) -> f64 {
+        x.iter().zip(y).filter(|(r, &c)| m.predict(r) == c).count() as f64 / y.len() as f64
+    }
+
+    #[test]
+    fn every_model_separates_blobs_and_is_deterministic() {
+        let (x, y) = blobs(800, 1);
+        let (xt, yt) = blobs(400, 2);
+        let w = class_weights(&y, 4);
+        for kind in ModelKind::ALL {
+            let mut m = Model::new(kind, 7);
+            if let Model::Forest(f) = &mut m {
+                f.params.n_trees = 30;
+            }
+            if let Model::Gbt(g) = &mut m {
+                g.params.rounds = 40;
+            }
+            if let Model::Mlp(g) = &mut m {
+                g.params.epochs = 30;
+            }
+            let mut m2 = m.clone();
+            m.fit(&x, &y, 4, Some(&w)).unwrap();
+            let a = acc(&m, &xt, &yt);
+            assert!(a >= 0.99, "{kind:?} accuracy {a}");
+            m2.fit(&x, &y, 4, Some(&w)).unwrap();
+            assert_eq!(m, m2, "{kind:?} is deterministic for a seed");
+            let single: Vec<usize> = xt.iter().map(|r| m.predict(r)).collect();
+            assert_eq!(m.predict_batch(&xt), single, "{kind:?} batch = single");
+            let p = m.predict_proba(&xt[0]);
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn gbt_is_multiclass_on_xor_like_data() {
+        // Class depends on an interaction: needs depth > 1 and > 2 classes.
+        let mut r = Rng::new(3);
+        let mut x = vec![];
+        let mut y = vec![];
+        for _ in 0..1200 {
+            let a = r.unit() as f32;
+            let b = r.unit() as f32;
+            let c = ((a > 0.5) as usize) * 2 + (b > 0.5) as usize;
+            x.push(vec![a, b]);
+            y.push(c);
+        }
+        let mut g = GradientBoosting::new(GbtParams {
+            rounds: 30,
+            colsample: 1.0,
+            ..Default::default()
+        });
+        g.fit(&x, &y, 4, None).unwrap();
+        assert!(acc(&g, &x, &y) >= 0.99);
+    }
+
+    #[test]
+    fn fit_rejects_bad_input() {
+        let mut f = RandomForest::new(RfParams::default());
+        assert!(f.fit(&[vec![1.0]], &[3], 2, None).is_err());
+        assert!(f.fit(&[], &[], 2, None).is_err());
+        assert_eq!(
+            class_weights(&[0, 0, 0, 1], 2),
+            vec![4.0 / 6.0, 4.0 / 6.0, 4.0 / 6.0, 2.0]
+        );
+    }
+}

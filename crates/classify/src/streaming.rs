@@ -1,0 +1,380 @@
+//! Early / streaming classification and rolling evaluation.
+//!
+//! [`StreamingClassifier`] tracks flows with the flow table, keeps a
+//! [`FlowBuilder`] per open flow, predicts a flow once it has `min_packets`
+//! packets and re-predicts every `update_every` packets after that. Every
+//! packet carries its flow's current prediction; a prediction whose
+//! probability is under `threshold` is [`Prediction::Unknown`].
+//! [`WindowedEvaluator`] turns per-packet (or per-flow) outcomes into hits,
+//! misses and accuracy per window of capture time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use flow::{FlowConfig, FlowRecord, FlowTable};
+use serde::{Deserialize, Serialize};
+
+use crate::features::flow_features;
+use crate::model_file::ModelFile;
+use crate::models::argmax;
+use crate::partial::FlowBuilder;
+use crate::{ClassifyError, Result};
+
+#[derive(Debug, Clone)]
+pub struct StreamingConfig {
+    /// Packets before the first prediction (default 8).
+    pub min_packets: usize,
+    /// Re-predict every this many packets after the first prediction (default 8).
+    pub update_every: usize,
+    /// Stop re-predicting after this many packets (default 256).
+    pub max_update_packets: usize,
+    /// Below this probability the answer is `unknown` (default 0.5).
+    pub threshold: f32,
+    pub flow_config: FlowConfig,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            min_packets: 8,
+            update_every: 8,
+            max_update_packets: 256,
+            threshold: 0.5,
+            flow_config: FlowConfig::default(),
+        }
+    }
+}
+
+/// A flow's current answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Prediction {
+    /// Fewer than `min_packets` packets so far.
+    Pending,
+    /// Best class under the confidence threshold.
+    Unknown {
+        best: usize,
+        confidence: f32,
+    },
+    Class {
+        class: usize,
+        confidence: f32,
+    },
+}
+
+impl Prediction {
+    /// The class, if confident.
+    pub fn class(&self) -> Option<usize> {
+        match self {
+            Prediction::Class { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+}
+
+/// What one packet gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacketVerdict {
+    pub flow_id: u64,
+    pub forward: bool,
+    /// 1-based position in the flow.
+    pub position: u64,
+    /// Protocol, initiator address and port, responder address and port.
+    pub tuple: (u8, IpAddr, u16, IpAddr, u16),
+    pub flow_start_ns: u64,
+    pub prediction: Prediction,
+}
+
+struct OpenFlow {
+    builder: FlowBuilder,
+    prediction: Prediction,
+}
+
+/// Per-packet streaming classification with a flow model.
+pub struct StreamingClassifier {
+    model: ModelFile,
+    cfg: StreamingConfig,
+    table: FlowTable,
+    flows: HashMap<u64, OpenFlow>,
+    ended: Vec<FlowRecord>,
+    predictions: u64,
+}
+
+impl StreamingClassifier {
+    /// Needs a flow model (`feature_kind == "flow"`).
+    pub fn new(model: ModelFile, cfg: StreamingConfig) -> Result<Self> {
+        if model.feature_kind != "flow" {
+            return Err(ClassifyError::ModelFile(format!(
+                "streaming needs a flow model, this one uses {} features",
+                model.feature_kind
+            )));
+        }
+        Ok(StreamingClassifier {
+            table: FlowTable::new(cfg.flow_config.clone()),
+            model,
+            cfg,
+            flows: HashMap::new(),
+            ended: vec![],
+            predictions: 0,
+        })
+    }
+
+    pub fn class_names(&self) -> &[String] {
+        &self.model.class_names
+    }
+
+    /// Open flows.
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Model evaluations so far.
+    pub fn predictions(&self) -> u64 {
+        self.predictions
+    }
+
+    fn judge(&self, p: &[f32]) -> Prediction {
+        let best = argmax(p);
+        let confidence = p.get(best).copied().unwrap_or(0.0);
+        if confidence >= self.cfg.threshold {
+            Prediction::Class {
+                class: best,
+                confidence,
+            }
+        } else {
+            Prediction::Unknown { best, confidence }
+        }
+    }
+
+    /// Counts a packet; `None` for packets without an IP layer.
+    pub fn push(
+        &mut self,
+        pkt: &decode::Packet<'_>,
+        ts_ns: u64,
+        wire_len: u32,
+    ) -> Option<PacketVerdict> {
+        let ended = &mut self.ended;
+        let placed = self
+            .table
+            .process(pkt, ts_ns, wire_len, &mut |r| ended.push(r));
+        for r in self.ended.drain(..) {
+            self.flows.remove(&r.id);
+        }
+        let pl = placed?;
+        if let std::collections::hash_map::Entry::Vacant(v) = self.flows.entry(pl.flow_id) {
+            let b = FlowBuilder::new(pl.flow_id, pkt, pl.forward, ts_ns)?;
+            v.insert(OpenFlow {
+                builder: b,
+                prediction: Prediction::Pending,
+            });
+        }
+        let f = self.flows.get_mut(&pl.flow_id)?;
+        f.builder.push(pkt, pl.forward, ts_ns, wire_len);
+        let n = f.builder.packets() as usize;
+        let k = self.cfg.min_packets.max(1);
+        let due = n == k
+            || (n > k
+                && n <= self.cfg.max_update_packets
+                && (n - k) % self.cfg.update_every.max(1) == 0);
+        if due {
+            let x = flow_features(&f.builder.snapshot());
+            let p = self.model.predict_proba(&x);
+            self.predictions += 1;
+            let pred = self.judge(&p);
+            // Re-borrow after the immutable use of self.
+            let f = self.flows.get_mut(&pl.flow_id)?;
+            f.prediction = pred;
+        }
+        let f = &self.flows[&pl.flow_id];
+        Some(PacketVerdict {
+            flow_id: pl.flow_id,
+            forward: pl.forward,
+            position: pl.position,
+            tuple: f.builder.tuple(),
+            flow_start_ns: f.builder.start_ns(),
+            prediction: f.prediction,
+        })
+    }
+
+    /// Current prediction of an open flow.
+    pub fn flow_prediction(&self, flow_id: u64) -> Option<Prediction> {
+        self.flows.get(&flow_id).map(|f| f.prediction)
+    }
+
+    /// Ends all open flows (end of input).
+    pub fn finish(&mut self) {
+        self.table.flush(&mut |_| {});
+        self.flows.clear();
+    }
+}
+
+/// Outcomes within one window of capture time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct WindowStats {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Prediction equals the truth.
+    pub hits: u64,
+    /// A class other than the truth.
+    pub misses: u64,
+    /// `unknown` or pending: no class given.
+    pub unknown: u64,
+    /// No truth known: not scored.
+    pub unlabelled: u64,
+}
+
+impl WindowStats {
+    /// hits / (hits + misses + unknown); `None` for an empty window.
+    pub fn accuracy(&self) -> Option<f64> {
+        let n = self.hits + self.misses + self.unknown;
+        (n > 0).then(|| self.hits as f64 / n as f64)
+    }
+
+    /// hits / (hits + misses): accuracy of the answers given.
+    pub fn answered_accuracy(&self) -> Option<f64> {
+        let n = self.hits + self.misses;
+        (n > 0).then(|| self.hits as f64 / n as f64)
+    }
+
+    fn add(&mut self, predicted: Option<usize>, truth: Option<usize>) {
+        match (predicted, truth) {
+            (_, None) => self.unlabelled += 1,
+            (None, Some(_)) => self.unknown += 1,
+            (Some(p), Some(t)) if p == t => self.hits += 1,
+            _ => self.misses += 1,
+        }
+    }
+}
+
+/// Gaps longer than this many empty windows are skipped, not reported.
+pub const MAX_EMPTY_WINDOWS: u64 = 1000;
+
+/// Rolling evaluation per window (default 5 s) of capture time. Windows are
+/// aligned to the first timestamp; empty windows between busy ones are
+/// reported too (with zero counts).
+#[derive(Debug, Clone)]
+pub struct WindowedEvaluator {
+    window_ns: u64,
+    cur: Option<WindowStats>,
+    closed: Vec<WindowStats>,
+    total: WindowStats,
+}
+
+impl Default for WindowedEvaluator {
+    fn default() -> Self {
+        Self::new(5_000_000_000)
+    }
+}
+
+impl WindowedEvaluator {
+    pub fn new(window_ns: u64) -> Self {
+        WindowedEvaluator {
+            window_ns: window_ns.max(1),
+            cur: None,
+            closed: vec![],
+            total: WindowStats::default(),
+        }
+    }
+
+    /// Records one outcome at `ts_ns`. Returns how many windows closed.
+    pub fn record(&mut self, ts_ns: u64, predicted: Option<usize>, truth: Option<usize>) -> usize {
+        let mut closed = 0;
+        let w = self.window_ns;
+        let cur = self.cur.get_or_insert(WindowStats {
+            start_ns: ts_ns,
+            end_ns: ts_ns + w,
+            ..Default::default()
+        });
+        if ts_ns >= cur.end_ns {
+            self.closed.push(*cur);
+            closed += 1;
+            let gap = (ts_ns - cur.end_ns) / w;
+            // Empty windows in between are reported, up to a limit: a jump in
+            // capture time (another file, a clock step) skips ahead instead.
+            let empties = if gap <= MAX_EMPTY_WINDOWS { gap } else { 0 };
+            for e in 0..empties {
+                let start = cur.end_ns + e * w;
+                self.closed.push(WindowStats {
+                    start_ns: start,
+                    end_ns: start + w,
+                    ..Default::default()
+                });
+                closed += 1;
+            }
+            let start = cur.end_ns + gap * w;
+            *cur = WindowStats {
+                start_ns: start,
+                end_ns: start + w,
+                ..Default::default()
+            };
+        }
+        // A timestamp going backwards is counted in the current window.
+        cur.add(predicted, truth);
+        self.total.add(predicted, truth);
+        if self.total.start_ns == 0 && self.total.end_ns == 0 {
+            self.total.start_ns = ts_ns;
+        }
+        self.total.end_ns = self.total.end_ns.max(ts_ns);
+        closed
+    }
+
+    /// Windows closed since the last drain.
+    pub fn drain_closed(&mut self) -> Vec<WindowStats> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Closes the current window and returns all windows not drained yet.
+    pub fn finish(&mut self) -> Vec<WindowStats> {
+        if let Some(c) = self.cur.take() {
+            self.closed.push(c);
+        }
+        self.drain_closed()
+    }
+
+    /// Counts over everything recorded.
+    pub fn total(&self) -> WindowStats {
+        self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn windowed_counts_on_a_crafted_stream() {
+        let mut w = WindowedEvaluator::new(5 * S);
+        let t0 = 100 * S;
+        // Window 0: hit, hit, miss, unknown, unlabelled.
+        assert_eq!(w.record(t0, Some(1), Some(1)), 0);
+        w.record(t0 + S, Some(0), Some(0));
+        w.record(t0 + 2 * S, Some(0), Some(1));
+        w.record(t0 + 3 * S, None, Some(2));
+        w.record(t0 + 4 * S, Some(2), None);
+        // Window 2 (window 1 empty): one hit; closes windows 0 and 1.
+        assert_eq!(w.record(t0 + 11 * S, Some(2), Some(2)), 2);
+        let closed = w.drain_closed();
+        assert_eq!(closed.len(), 2);
+        let a = closed[0];
+        assert_eq!((a.start_ns, a.end_ns), (t0, t0 + 5 * S));
+        assert_eq!((a.hits, a.misses, a.unknown, a.unlabelled), (2, 1, 1, 1));
+        assert_eq!(a.accuracy(), Some(0.5));
+        assert_eq!(a.answered_accuracy(), Some(2.0 / 3.0));
+        assert_eq!(closed[1].accuracy(), None);
+        assert_eq!(closed[1].start_ns, t0 + 5 * S);
+        // A jump far ahead closes the window without thousands of empty ones.
+        assert_eq!(w.record(t0 + 10 * S + 5 * S * 5000, Some(2), Some(2)), 1);
+        let c = w.drain_closed();
+        assert_eq!((c[0].hits, c[0].start_ns), (1, t0 + 10 * S));
+        let rest = w.finish();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(
+            (rest[0].hits, rest[0].start_ns),
+            (1, t0 + 10 * S + 5 * S * 5000)
+        );
+        let t = w.total();
+        assert_eq!((t.hits, t.misses, t.unknown, t.unlabelled), (4, 1, 1, 1));
+    }
+}
