@@ -8,7 +8,7 @@ pub struct Utc(pub u64);
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day),
 /// using the era-based civil calendar arithmetic (400-year cycles).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

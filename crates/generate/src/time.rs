@@ -2,33 +2,11 @@
 
 use crate::GenerateError;
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (the era-based civil calendar conversion).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+use capture::time::civil_from_days as civil;
 
 /// `2025-01-01T00:00:00.000000000Z`.
 pub fn iso8601(ts_ns: u64) -> String {
-    let secs = (ts_ns / 1_000_000_000) as i64;
-    let nanos = ts_ns % 1_000_000_000;
-    let (y, m, d) = civil(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    capture::Utc(ts_ns).to_string()
 }
 
 /// IMF-fixdate for HTTP `Date:` headers.
