@@ -4,6 +4,7 @@ mod analyze;
 #[cfg(feature = "arrow")]
 mod arrow_out;
 mod capture_cmd;
+mod classify_cmd;
 mod flows;
 mod generate_cmd;
 mod input;
@@ -43,6 +44,10 @@ enum Command {
     Synth(analyze::SynthArgs),
     /// Generate labelled traffic (web, video, VoIP, bulk, DNS) as a capture with ground truth, or live.
     Generate(generate_cmd::GenerateArgs),
+    /// Train and compare flow classifiers (random forest, gradient-boosted trees, MLP) on labelled captures.
+    Train(classify_cmd::TrainArgs),
+    /// Classify traffic in streaming with a model; with labels, hits and accuracy per window.
+    Classify(classify_cmd::ClassifyArgs),
 }
 
 /// Options shared by every command that reads packets.
@@ -208,6 +213,8 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze::run(a),
         Command::Synth(a) => analyze::synth(a),
         Command::Generate(a) => generate_cmd::run(a),
+        Command::Train(a) => classify_cmd::train(a),
+        Command::Classify(a) => classify_cmd::classify(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

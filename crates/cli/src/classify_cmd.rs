@@ -1,0 +1,311 @@
+//! `trafficscope train` and `trafficscope classify`: flow classification with
+//! the `classify` crate (features, random forest / gradient-boosted trees /
+//! MLP, model files, streaming evaluation per window).
+
+use std::io::{self, BufWriter, Write};
+use std::time::Instant;
+
+use clap::Args;
+use classify::{
+    class_weights, Classifier, DatasetBuilder, DatasetOptions, Evaluation, Labels, Model,
+    ModelFile, ModelKind, Prediction, Report, ReportRow, StreamingClassifier, StreamingConfig,
+    TrainingSummary, WindowedEvaluator,
+};
+
+use crate::input::{Event, Input};
+use crate::{parse_duration_ns, Failure, InputArgs};
+
+fn err(e: classify::ClassifyError) -> Failure {
+    Failure::Input(e.into())
+}
+
+/// Labels from CSV files, whole captures, or rules.
+#[derive(Args, Debug, Clone)]
+pub struct LabelArgs {
+    /// Labels CSV (five-tuple → class; the generator's and labels.csv's formats), repeatable.
+    #[arg(long = "labels", value_name = "CSV")]
+    pub labels: Vec<String>,
+    /// One class for whole captures: `video=a.pcap,b.pcap`, repeatable.
+    #[arg(long = "label", value_name = "CLASS=FILES")]
+    pub label: Vec<String>,
+    /// Rule such as 'port 443 -> web', 'sni *.netflix.com -> video', 'net 10.0.0.0/8 -> voip'.
+    #[arg(long = "rule", value_name = "RULE")]
+    pub rule: Vec<String>,
+}
+
+impl LabelArgs {
+    /// `classes`: class ids to keep (a model's), new names are appended.
+    fn build(&self, classes: Vec<String>) -> Result<Labels, Failure> {
+        let mut labels = Labels::new(classes);
+        for p in &self.labels {
+            labels.add_csv(p).map_err(err)?;
+        }
+        for spec in &self.label {
+            let (class, files) = spec.split_once('=').ok_or_else(|| {
+                Failure::Usage(format!("--label {spec:?}: write CLASS=file1,file2"))
+            })?;
+            for f in files.split(',').filter(|f| !f.is_empty()) {
+                let name = std::path::Path::new(f)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| f.to_string());
+                labels.label_capture(&name, class);
+            }
+        }
+        for r in &self.rule {
+            labels
+                .add_rule(r)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+        }
+        Ok(labels)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.label.is_empty() && self.rule.is_empty()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training captures (files). Flows are grouped by capture file for the split.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<String>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    /// Models to train and compare: rf, gbt, mlp.
+    #[arg(long, value_delimiter = ',', default_value = "rf,gbt,mlp")]
+    pub models: Vec<String>,
+    /// Share of groups held out for testing (never split inside a group).
+    #[arg(long = "test-fraction", default_value_t = 0.3)]
+    pub test_fraction: f64,
+    /// Group by the labels' session (generator labels) instead of capture file.
+    #[arg(long = "group-by-session")]
+    pub group_by_session: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the best model (by macro-F1 on the held-out groups), retrained on all data.
+    #[arg(short = 'o', long = "output", value_name = "MODEL.json")]
+    pub output: Option<String>,
+}
+
+pub fn train(args: TrainArgs) -> Result<(), Failure> {
+    if args.labels.is_empty() {
+        return Err(Failure::Usage(
+            "no labels: give --labels CSV, --label CLASS=FILES or --rule".into(),
+        ));
+    }
+    let kinds: Vec<ModelKind> = args
+        .models
+        .iter()
+        .map(|m| {
+            m.parse::<ModelKind>()
+                .map_err(|e| Failure::Usage(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let labels = args.labels.build(Vec::new())?;
+    let mut b = DatasetBuilder::new(
+        labels,
+        DatasetOptions {
+            group_by_session: args.group_by_session,
+            // Rows for the first k packets of each flow too, so the model
+            // also knows flows as streaming classification first sees them.
+            prefix_packets: vec![8, 16, 32],
+            ..DatasetOptions::default()
+        },
+    );
+    for c in &args.captures {
+        b.add_capture(c).map_err(err)?;
+    }
+    let (ds, stats) = b.finish();
+    eprintln!("trafficscope: {} rows; {stats}", ds.len());
+    if ds.class_names.len() < 2 {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "training needs at least two classes, found {:?}",
+            ds.class_names
+        )));
+    }
+    let k = ds.class_names.len();
+    let split = ds.split_by_group(args.test_fraction, args.seed);
+    let (xtr, ytr) = ds.subset(&split.train);
+    let (xte, yte) = ds.subset(&split.test);
+    if xte.is_empty() || xtr.is_empty() {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "too few groups ({}) to hold some out: give more captures or sessions",
+            ds.groups
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        )));
+    }
+    let wtr = {
+        let cw = class_weights(&ytr, k);
+        ytr.iter().map(|&y| cw[y]).collect::<Vec<f32>>()
+    };
+    let mut report = Report {
+        title: format!(
+            "{} train rows, {} test rows held out by {}",
+            xtr.len(),
+            xte.len(),
+            if args.group_by_session {
+                "session"
+            } else {
+                "capture file"
+            }
+        ),
+        rows: Vec::new(),
+    };
+    let mut best: Option<(f64, ModelKind)> = None;
+    for kind in &kinds {
+        let mut m = Model::new(*kind, args.seed);
+        let t = Instant::now();
+        m.fit(&xtr, &ytr, k, Some(&wtr)).map_err(err)?;
+        let train_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let pred: Vec<usize> = xte.iter().map(|x| m.predict(x)).collect();
+        let per_s = xte.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
+        let eval = Evaluation::new(&ds.class_names, &yte, &pred);
+        if best.is_none_or(|(f, _)| eval.macro_f1 > f) {
+            best = Some((eval.macro_f1, *kind));
+        }
+        report.rows.push(ReportRow {
+            model: kind.name().to_string(),
+            eval,
+            train_s,
+            predictions_per_s: per_s,
+        });
+    }
+    println!("{report}");
+    if let (Some(path), Some((f1, kind))) = (&args.output, best) {
+        let mut m = Model::new(kind, args.seed);
+        let (xall, yall): (Vec<Vec<f32>>, Vec<usize>) = (ds.x.clone(), ds.y.clone());
+        let cw = class_weights(&yall, k);
+        let w: Vec<f32> = yall.iter().map(|&y| cw[y]).collect();
+        let t = Instant::now();
+        m.fit(&xall, &yall, k, Some(&w)).map_err(err)?;
+        let summary = TrainingSummary {
+            rows: yall.len() as u64,
+            rows_per_class: ds.class_counts(),
+            groups: ds
+                .groups
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64,
+            seed: args.seed,
+            train_s: t.elapsed().as_secs_f64(),
+            notes: vec![format!(
+                "{} chosen by held-out macro-F1 {f1:.3}; captures: {}",
+                kind.name(),
+                args.captures.join(" ")
+            )],
+        };
+        ModelFile::flow(m, ds.class_names.clone(), summary)
+            .save(path)
+            .map_err(err)?;
+        eprintln!("trafficscope: wrote {} model to {path}", kind.name());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Model file written by `trafficscope train`.
+    #[arg(long, value_name = "MODEL.json")]
+    pub model: String,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    /// Rolling evaluation window (capture time), with labels.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_ns)]
+    pub windows: u64,
+    /// First prediction after this many packets of a flow.
+    #[arg(long = "first-packets", default_value_t = 8)]
+    pub first_packets: usize,
+    /// Below this probability the answer is `unknown`.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+}
+
+pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
+    let model = ModelFile::load(&args.model).map_err(err)?;
+    let names = model.class_names.clone();
+    let mut streaming = StreamingClassifier::new(
+        model,
+        StreamingConfig {
+            min_packets: args.first_packets,
+            threshold: args.threshold,
+            ..StreamingConfig::default()
+        },
+    )
+    .map_err(err)?;
+    let mut labels = if args.labels.is_empty() {
+        None
+    } else {
+        Some(args.labels.build(names.clone())?)
+    };
+    let pcap = args
+        .input
+        .read
+        .as_deref()
+        .and_then(|p| std::path::Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let mut input = Input::open(&args.input)?;
+    let mut windows = WindowedEvaluator::new(args.windows);
+    let mut out = BufWriter::new(io::stdout().lock());
+    writeln!(out, "window_start,packets,hits,misses,unknown,accuracy")?;
+    let result = input.for_each(|ev| {
+        let Event::Frame(f) = ev else { return Ok(()) };
+        let pkt = decode::decode(f.linktype, f.data);
+        let Some(v) = streaming.push(&pkt, f.ts_ns, f.wire_len) else {
+            return Ok(());
+        };
+        let predicted = match v.prediction {
+            Prediction::Class { class, .. } => Some(class),
+            _ => None,
+        };
+        let truth = labels.as_mut().and_then(|l| {
+            let (p, a, pa, b, pb) = v.tuple;
+            l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.flow_start_ns)
+                .map(|m| m.class)
+        });
+        windows.record(f.ts_ns, predicted, truth);
+        for w in windows.drain_closed() {
+            writeln!(
+                out,
+                "{},{},{},{},{},{}",
+                capture::Utc(w.start_ns),
+                w.hits + w.misses + w.unknown + w.unlabelled,
+                w.hits,
+                w.misses,
+                w.unknown,
+                w.accuracy().map_or(String::new(), |a| format!("{a:.4}"))
+            )?;
+        }
+        Ok(())
+    });
+    for w in windows.finish() {
+        writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            capture::Utc(w.start_ns),
+            w.hits + w.misses + w.unknown + w.unlabelled,
+            w.hits,
+            w.misses,
+            w.unknown,
+            w.accuracy().map_or(String::new(), |a| format!("{a:.4}"))
+        )?;
+    }
+    out.flush()?;
+    let t = windows.total();
+    eprintln!(
+        "trafficscope: classes {:?}; {} labelled packets: {} hits, {} misses, {} unknown or pending; accuracy {}",
+        names,
+        t.hits + t.misses + t.unknown,
+        t.hits,
+        t.misses,
+        t.unknown,
+        t.accuracy().map_or("-".into(), |a| format!("{a:.4}"))
+    );
+    result?;
+    Ok(())
+}
