@@ -4,44 +4,7 @@
 
 use std::net::IpAddr;
 
-use decode::app::AppHint;
-use flow::{AppInfo, DirStats, EndReason, FlowRecord, Stat};
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Welford {
-    n: u64,
-    mean: f64,
-    m2: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Welford {
-    fn push(&mut self, x: f64) {
-        self.n += 1;
-        if self.n == 1 {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
-        let d = x - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
-    }
-    fn stat(&self) -> Stat {
-        if self.n == 0 {
-            return Stat::default();
-        }
-        Stat {
-            min: self.min,
-            mean: self.mean,
-            max: self.max,
-            std: (self.m2 / self.n as f64).sqrt(),
-        }
-    }
-}
+use flow::{AppInfo, DirStats, EndReason, FlowRecord, Running};
 
 #[derive(Debug, Clone, Default)]
 struct Dir {
@@ -49,8 +12,8 @@ struct Dir {
     bytes: u64,
     ip_bytes: u64,
     payload_bytes: u64,
-    size: Welford,
-    iat: Welford,
+    size: Running,
+    iat: Running,
     last_ns: Option<u64>,
     flags: [u32; 8],
 }
@@ -62,8 +25,8 @@ impl Dir {
             bytes: self.bytes,
             ip_bytes: self.ip_bytes,
             payload_bytes: self.payload_bytes,
-            size: self.size.stat(),
-            iat_us: self.iat.stat(),
+            size: self.size.summary(),
+            iat_us: self.iat.summary(),
             tcp_flags: self.flags,
         }
     }
@@ -185,7 +148,7 @@ impl FlowBuilder {
         if pkt.payload_len > 0 && self.inspected < 8 {
             self.inspected += 1;
             if let Some(h) = decode::app::inspect(pkt) {
-                merge_hint(&mut self.app, &h);
+                self.app.merge(&h);
             }
         }
     }
@@ -213,43 +176,5 @@ impl FlowBuilder {
             app: self.app.clone(),
             end_reason: EndReason::EndOfInput,
         }
-    }
-}
-
-fn merge_hint(app: &mut AppInfo, h: &AppHint<'_>) {
-    if app.detected.is_none() {
-        app.detected = Some(h.protocol());
-    }
-    match *h {
-        AppHint::TlsClientHello { sni, alpn } => {
-            app.detected = Some("tls");
-            if app.tls_sni.is_none() {
-                app.tls_sni = sni.map(str::to_string);
-            }
-            if app.tls_alpn.is_none() {
-                app.tls_alpn = alpn.map(str::to_string);
-            }
-        }
-        AppHint::Dns {
-            ref qname, qtype, ..
-        } if app.dns_query.is_none() => {
-            app.dns_query = Some(qname.as_str().to_string());
-            app.dns_qtype = Some(decode::app::dns_type_name(qtype));
-        }
-        AppHint::HttpRequest { method, host } => {
-            app.detected = Some("http");
-            if app.http_method.is_none() {
-                app.http_method = Some(method.to_string());
-                app.http_host = host.map(str::to_string);
-            }
-        }
-        AppHint::Quic { version } if app.quic_version.is_none() => {
-            app.quic_version = Some(format!("0x{version:08x}"));
-        }
-        AppHint::Ssh { banner } if app.ssh_banner.is_none() => {
-            app.ssh_banner = Some(banner.to_string());
-        }
-        AppHint::Sip { .. } => app.detected = Some("sip"),
-        _ => {}
     }
 }

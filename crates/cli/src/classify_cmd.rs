@@ -270,30 +270,12 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         });
         windows.record(f.ts_ns, predicted, truth);
         for w in windows.drain_closed() {
-            writeln!(
-                out,
-                "{},{},{},{},{},{}",
-                capture::Utc(w.start_ns),
-                w.hits + w.misses + w.unknown + w.unlabelled,
-                w.hits,
-                w.misses,
-                w.unknown,
-                w.accuracy().map_or(String::new(), |a| format!("{a:.4}"))
-            )?;
+            write_window(&mut out, &w)?;
         }
         Ok(())
     });
     for w in windows.finish() {
-        writeln!(
-            out,
-            "{},{},{},{},{},{}",
-            capture::Utc(w.start_ns),
-            w.hits + w.misses + w.unknown + w.unlabelled,
-            w.hits,
-            w.misses,
-            w.unknown,
-            w.accuracy().map_or(String::new(), |a| format!("{a:.4}"))
-        )?;
+        write_window(&mut out, &w)?;
     }
     out.flush()?;
     let t = windows.total();
@@ -308,4 +290,17 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
     );
     result?;
     Ok(())
+}
+
+fn write_window(out: &mut impl Write, w: &classify::WindowStats) -> io::Result<()> {
+    writeln!(
+        out,
+        "{},{},{},{},{},{}",
+        capture::Utc(w.start_ns),
+        w.hits + w.misses + w.unknown + w.unlabelled,
+        w.hits,
+        w.misses,
+        w.unknown,
+        w.accuracy().map_or(String::new(), |a| format!("{a:.4}"))
+    )
 }

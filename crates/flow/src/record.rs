@@ -1,5 +1,6 @@
 use std::net::IpAddr;
 
+use decode::app::{dns_type_name, AppHint};
 use serde::Serialize;
 
 /// Why a flow record was emitted.
@@ -35,7 +36,7 @@ impl EndReason {
 
 /// Running min/mean/max/std (Welford), allocation-free.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Running {
+pub struct Running {
     n: u64,
     mean: f64,
     m2: f64,
@@ -45,7 +46,7 @@ pub(crate) struct Running {
 
 impl Running {
     #[inline]
-    pub(crate) fn push(&mut self, x: f64) {
+    pub fn push(&mut self, x: f64) {
         self.n += 1;
         if self.n == 1 {
             self.min = x;
@@ -59,7 +60,7 @@ impl Running {
         self.m2 += d * (x - self.mean);
     }
 
-    pub(crate) fn summary(&self) -> Stat {
+    pub fn summary(&self) -> Stat {
         if self.n == 0 {
             return Stat::default();
         }
@@ -115,6 +116,46 @@ pub struct AppInfo {
     pub http_host: Option<String>,
     pub quic_version: Option<String>,
     pub ssh_banner: Option<String>,
+}
+
+impl AppInfo {
+    /// Folds one application hint in: the first value of each field wins.
+    pub fn merge(&mut self, h: &AppHint<'_>) {
+        let app = self;
+        if app.detected.is_none() {
+            app.detected = Some(h.protocol());
+        }
+        match *h {
+            AppHint::TlsClientHello { sni, alpn } => {
+                app.detected = Some("tls");
+                if app.tls_sni.is_none() {
+                    app.tls_sni = sni.map(str::to_string);
+                }
+                if app.tls_alpn.is_none() {
+                    app.tls_alpn = alpn.map(str::to_string);
+                }
+            }
+            AppHint::Dns { qname, qtype, .. } if app.dns_query.is_none() => {
+                app.dns_query = Some(qname.as_str().to_string());
+                app.dns_qtype = Some(dns_type_name(qtype));
+            }
+            AppHint::HttpRequest { method, host } => {
+                app.detected = Some("http");
+                if app.http_method.is_none() {
+                    app.http_method = Some(method.to_string());
+                    app.http_host = host.map(str::to_string);
+                }
+            }
+            AppHint::Quic { version } if app.quic_version.is_none() => {
+                app.quic_version = Some(format!("0x{version:08x}"));
+            }
+            AppHint::Ssh { banner } if app.ssh_banner.is_none() => {
+                app.ssh_banner = Some(banner.to_string());
+            }
+            AppHint::Sip { .. } => app.detected = Some("sip"),
+            _ => {}
+        }
+    }
 }
 
 /// A finished bidirectional flow. `src` is the initiator (the sender of the

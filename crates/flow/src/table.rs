@@ -1,6 +1,6 @@
 use std::collections::{HashMap, VecDeque};
 
-use decode::app::{dns_type_name, inspect, AppHint};
+use decode::app::inspect;
 use decode::{tcp_flags, Packet};
 
 use crate::key::{Addr, Endpoint, FlowKey};
@@ -312,7 +312,7 @@ impl FlowTable {
         if st.inspected < window && !pkt.payload.is_empty() {
             st.inspected += 1;
             if let Some(h) = inspect(pkt) {
-                merge_hint(&mut st.app, &h);
+                st.app.merge(&h);
             }
         }
         if let Some(t) = tcp {
@@ -559,41 +559,5 @@ impl FlowTable {
         let st = &mut self.slots[slot as usize];
         st.prev = NIL;
         st.next = NIL;
-    }
-}
-
-fn merge_hint(app: &mut AppInfo, h: &AppHint<'_>) {
-    if app.detected.is_none() {
-        app.detected = Some(h.protocol());
-    }
-    match *h {
-        AppHint::TlsClientHello { sni, alpn } => {
-            app.detected = Some("tls");
-            if app.tls_sni.is_none() {
-                app.tls_sni = sni.map(str::to_string);
-            }
-            if app.tls_alpn.is_none() {
-                app.tls_alpn = alpn.map(str::to_string);
-            }
-        }
-        AppHint::Dns { qname, qtype, .. } if app.dns_query.is_none() => {
-            app.dns_query = Some(qname.as_str().to_string());
-            app.dns_qtype = Some(dns_type_name(qtype));
-        }
-        AppHint::HttpRequest { method, host } => {
-            app.detected = Some("http");
-            if app.http_method.is_none() {
-                app.http_method = Some(method.to_string());
-                app.http_host = host.map(str::to_string);
-            }
-        }
-        AppHint::Quic { version } if app.quic_version.is_none() => {
-            app.quic_version = Some(format!("0x{version:08x}"));
-        }
-        AppHint::Ssh { banner } if app.ssh_banner.is_none() => {
-            app.ssh_banner = Some(banner.to_string());
-        }
-        AppHint::Sip { .. } => app.detected = Some("sip"),
-        _ => {}
     }
 }
