@@ -4,33 +4,7 @@
 
 use std::net::IpAddr;
 
-use flow::{AppInfo, DirStats, EndReason, FlowRecord, Running};
-
-#[derive(Debug, Clone, Default)]
-struct Dir {
-    packets: u64,
-    bytes: u64,
-    ip_bytes: u64,
-    payload_bytes: u64,
-    size: Running,
-    iat: Running,
-    last_ns: Option<u64>,
-    flags: [u32; 8],
-}
-
-impl Dir {
-    fn stats(&self) -> DirStats {
-        DirStats {
-            packets: self.packets,
-            bytes: self.bytes,
-            ip_bytes: self.ip_bytes,
-            payload_bytes: self.payload_bytes,
-            size: self.size.summary(),
-            iat_us: self.iat.summary(),
-            tcp_flags: self.flags,
-        }
-    }
-}
+use flow::{AppInfo, DirAccumulator, EndReason, FlowRecord};
 
 /// Accumulates one flow's packets (both directions) into a [`FlowRecord`].
 #[derive(Debug, Clone)]
@@ -44,8 +18,8 @@ pub struct FlowBuilder {
     src_port: u16,
     dst: IpAddr,
     dst_port: u16,
-    fwd: Dir,
-    bwd: Dir,
+    fwd: DirAccumulator,
+    bwd: DirAccumulator,
     first_sizes: Vec<u32>,
     first_dirs: Vec<i8>,
     first_iats_us: Vec<f64>,
@@ -77,8 +51,8 @@ impl FlowBuilder {
             src_port,
             dst,
             dst_port,
-            fwd: Dir::default(),
-            bwd: Dir::default(),
+            fwd: DirAccumulator::default(),
+            bwd: DirAccumulator::default(),
             first_sizes: Vec::new(),
             first_dirs: Vec::new(),
             first_iats_us: Vec::new(),
@@ -93,7 +67,7 @@ impl FlowBuilder {
     }
 
     pub fn packets(&self) -> u64 {
-        self.fwd.packets + self.bwd.packets
+        self.fwd.packets() + self.bwd.packets()
     }
 
     /// Five-tuple of the flow: protocol, initiator, responder.
@@ -117,22 +91,7 @@ impl FlowBuilder {
         } else {
             &mut self.bwd
         };
-        d.packets += 1;
-        d.bytes += wire_len as u64;
-        d.ip_bytes += pkt.ip.map(|i| i.total_len as u64).unwrap_or(0);
-        d.payload_bytes += pkt.payload_len as u64;
-        d.size.push(wire_len as f64);
-        if let Some(last) = d.last_ns {
-            d.iat.push(ts_ns.saturating_sub(last) as f64 / 1e3);
-        }
-        d.last_ns = Some(ts_ns);
-        if let Some(t) = pkt.tcp() {
-            for (i, c) in d.flags.iter_mut().enumerate() {
-                if t.flags & (1 << i) != 0 {
-                    *c += 1;
-                }
-            }
-        }
+        d.push(pkt, ts_ns, wire_len);
         if self.first_sizes.len() < self.first_n {
             let iat = if self.first_sizes.is_empty() {
                 0.0
@@ -167,8 +126,8 @@ impl FlowBuilder {
             dst_port: self.dst_port,
             vlan: 0,
             tunnel: None,
-            fwd: self.fwd.stats(),
-            bwd: self.bwd.stats(),
+            fwd: self.fwd.summary(),
+            bwd: self.bwd.summary(),
             fragments: 0,
             first_sizes: self.first_sizes.clone(),
             first_dirs: self.first_dirs.clone(),

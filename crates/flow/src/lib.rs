@@ -15,5 +15,5 @@ mod table;
 pub use export::{write_csv_header, write_csv_row, FLOW_CSV_COLUMNS};
 pub use key::{Addr, Endpoint, FlowKey};
 pub use net::{Cidr, CidrError, Direction, LocalNets};
-pub use record::{AppInfo, DirStats, EndReason, FlowRecord, Running, Stat};
+pub use record::{AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, Running, Stat};
 pub use table::{FlowConfig, FlowTable, Placement, TableStats};

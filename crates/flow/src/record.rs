@@ -74,6 +74,59 @@ impl Running {
     }
 }
 
+/// Counters of one direction of a flow while it is open; [`summary`](Self::summary)
+/// gives the [`DirStats`] of the record. Shared by the flow table and by
+/// anything that builds records from a flow's first packets.
+#[derive(Debug, Clone, Default)]
+pub struct DirAccumulator {
+    packets: u64,
+    bytes: u64,
+    ip_bytes: u64,
+    payload_bytes: u64,
+    size: Running,
+    iat: Running,
+    last_ts: u64,
+    flags: [u32; 8],
+}
+
+impl DirAccumulator {
+    /// Counts one packet of this direction.
+    #[inline]
+    pub fn push(&mut self, pkt: &decode::Packet<'_>, ts_ns: u64, wire_len: u32) {
+        if self.packets > 0 {
+            self.iat
+                .push(ts_ns.saturating_sub(self.last_ts) as f64 / 1_000.0);
+        }
+        self.packets += 1;
+        self.last_ts = ts_ns;
+        self.bytes += wire_len as u64;
+        self.ip_bytes += pkt.ip.map_or(0, |i| i.total_len as u64);
+        self.payload_bytes += pkt.payload_len as u64;
+        self.size.push(wire_len as f64);
+        if let Some(t) = pkt.tcp() {
+            for (bit, count) in self.flags.iter_mut().enumerate() {
+                *count += ((t.flags >> bit) & 1) as u32;
+            }
+        }
+    }
+
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    pub fn summary(&self) -> DirStats {
+        DirStats {
+            packets: self.packets,
+            bytes: self.bytes,
+            ip_bytes: self.ip_bytes,
+            payload_bytes: self.payload_bytes,
+            size: self.size.summary(),
+            iat_us: self.iat.summary(),
+            tcp_flags: self.flags,
+        }
+    }
+}
+
 /// min / mean / max / std of a quantity (all 0 when there were no values).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Stat {

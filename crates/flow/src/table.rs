@@ -4,7 +4,7 @@ use decode::app::inspect;
 use decode::{tcp_flags, Packet};
 
 use crate::key::{Addr, Endpoint, FlowKey};
-use crate::record::{AppInfo, DirStats, EndReason, FlowRecord, Running};
+use crate::record::{AppInfo, DirAccumulator, EndReason, FlowRecord};
 
 const NIL: u32 = u32::MAX;
 const NS: u64 = 1_000_000_000;
@@ -72,32 +72,6 @@ pub struct Placement {
     pub position: u64,
 }
 
-#[derive(Default)]
-struct DirAcc {
-    packets: u64,
-    bytes: u64,
-    ip_bytes: u64,
-    payload_bytes: u64,
-    size: Running,
-    iat: Running,
-    last_ts: u64,
-    flags: [u32; 8],
-}
-
-impl DirAcc {
-    fn summary(&self) -> DirStats {
-        DirStats {
-            packets: self.packets,
-            bytes: self.bytes,
-            ip_bytes: self.ip_bytes,
-            payload_bytes: self.payload_bytes,
-            size: self.size.summary(),
-            iat_us: self.iat.summary(),
-            tcp_flags: self.flags,
-        }
-    }
-}
-
 struct FlowState {
     key: FlowKey,
     gen: u32,
@@ -105,7 +79,7 @@ struct FlowState {
     init_is_lo: bool,
     start: u64,
     last: u64,
-    dirs: [DirAcc; 2],
+    dirs: [DirAccumulator; 2],
     fragments: u64,
     first_sizes: Vec<u32>,
     first_dirs: Vec<i8>,
@@ -272,26 +246,11 @@ impl FlowTable {
         let d = if forward { 0 } else { 1 };
         let prev_last = st.last;
         st.last = st.last.max(ts_ns);
-        let acc = &mut st.dirs[d];
-        if acc.packets > 0 {
-            acc.iat
-                .push(ts_ns.saturating_sub(acc.last_ts) as f64 / 1_000.0);
-        }
-        acc.packets += 1;
-        acc.last_ts = ts_ns;
-        acc.bytes += wire_len as u64;
-        acc.ip_bytes += ip.total_len as u64;
-        acc.payload_bytes += pkt.payload_len as u64;
-        acc.size.push(wire_len as f64);
-        if let Some(t) = tcp {
-            for (bit, count) in acc.flags.iter_mut().enumerate() {
-                *count += ((t.flags >> bit) & 1) as u32;
-            }
-        }
+        st.dirs[d].push(pkt, ts_ns, wire_len);
         if ip.fragment.is_some() {
             st.fragments += 1;
         }
-        let position = st.dirs[0].packets + st.dirs[1].packets;
+        let position = st.dirs[0].packets() + st.dirs[1].packets();
         if st.first_sizes.len() < first_n {
             st.first_sizes.push(wire_len);
             st.first_dirs.push(if forward { 1 } else { -1 });
