@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use clap::{Args, Subcommand};
-use selfsim::{AnalyzeConfig, Binner, SeriesReport, SlidingHurst};
+use selfsim::{AnalyzeConfig, Binner, SeriesReport, SlidingHurst, WindowEstimate};
 use serde::Serialize;
 
 use crate::input::{Event, Input};
@@ -35,14 +35,19 @@ pub struct AnalyzeArgs {
     /// Estimate H for every series (default: total, TCP and UDP bytes, like the study).
     #[arg(long = "all-series")]
     pub all_series: bool,
-    /// Write SVG diagnostic plots (series, pox plot, V statistic, periodogram,
-    /// H vs M, variance–time, wavelet log-scale diagram, DFA) into this folder.
+    /// Write diagnostic plots as SVG and PNG (series, pox plot, V statistic,
+    /// periodogram, H vs M, variance–time, wavelet log-scale diagram, DFA)
+    /// into this folder.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<String>,
     /// JSON instead of the text report.
     #[arg(long)]
     pub json: bool,
-    /// Sliding-window mode: window length in bins (accepts 2^14).
+    /// Sliding-window mode: window length in bins (accepts 2^14). With
+    /// packet input the window runs on the total series while it is read:
+    /// every --every bins after the first full window a line goes to stderr
+    /// (a JSON object per line with --json), during a live capture or paced
+    /// replay as the bins close.
     #[arg(long, value_name = "BINS", value_parser = parse_count)]
     pub window: Option<usize>,
     /// Sliding-window mode: update every this many bins.
@@ -80,6 +85,80 @@ struct Output {
     warnings: Vec<String>,
 }
 
+/// How long after a bin's end, in wall-clock time, a live capture closes it
+/// when no packet does: covers packets still queued in the kernel's ring.
+const LIVE_CLOSE_SLACK_NS: u64 = 1_000_000_000;
+
+/// The sliding window run while packets are read: fed the total series'
+/// closed bins as they close, it prints each window's estimates at once.
+struct LiveWindow {
+    sliding: SlidingHurst,
+    /// Bins of the series already pushed.
+    fed: usize,
+    bin_s: f64,
+    json: bool,
+    series: String,
+    windows: Vec<WindowEstimate>,
+    /// Set when writing a line failed: no more lines are tried.
+    silenced: bool,
+}
+
+/// One line of the live window output in JSON.
+#[derive(Serialize)]
+struct WindowLine<'a> {
+    series: &'a str,
+    /// End of the window's last bin, in seconds from the first packet.
+    end_s: f64,
+    #[serde(flatten)]
+    window: &'a WindowEstimate,
+}
+
+impl LiveWindow {
+    /// Pushes `values[self.fed..]` (the series so far, oldest first) and
+    /// prints every window estimate that completes. The lines are progress:
+    /// once stderr fails (closed pipe) they stop, the analysis goes on.
+    fn feed(&mut self, values: &[f64]) {
+        if values.len() <= self.fed {
+            return;
+        }
+        let mut err = io::stderr().lock();
+        for v in &values[self.fed..] {
+            if let Some(e) = self.sliding.push(*v) {
+                if !self.silenced {
+                    let end_s = (e.end_index + 1) as f64 * self.bin_s;
+                    let written = if self.json {
+                        let line = WindowLine {
+                            series: &self.series,
+                            end_s,
+                            window: &e,
+                        };
+                        serde_json::to_writer(&mut err, &line)
+                            .map_err(io::Error::other)
+                            .and_then(|_| writeln!(err))
+                    } else {
+                        writeln!(err, "{}", window_text(&self.series, end_s, &e))
+                    };
+                    self.silenced = written.and_then(|_| err.flush()).is_err();
+                }
+                self.windows.push(e);
+            }
+        }
+        self.fed = values.len();
+    }
+}
+
+/// The text form of one live window line.
+fn window_text(series: &str, end_s: f64, e: &WindowEstimate) -> String {
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    format!(
+        "window {series} end bin {} ({end_s:.3} s): H Local Whittle {}, H wavelet {}, σ/μ {}",
+        e.end_index,
+        f(e.h_local_whittle),
+        f(e.h_wavelet),
+        f(e.burstiness)
+    )
+}
+
 /// Series are binned per key; all share the origin of the first packet.
 struct Keyed {
     width_ns: u64,
@@ -111,11 +190,36 @@ impl Keyed {
         s.packets += 1;
         s.bytes += bytes as u64;
     }
+
+    /// Wall clock of a live capture: closes bins that ended more than
+    /// [`LIVE_CLOSE_SLACK_NS`] ago. A clock far off the packets' is ignored.
+    fn advance(&mut self, now_ns: u64) {
+        for b in self.binners.values_mut() {
+            let _ = b.advance_ns(now_ns.saturating_sub(LIVE_CLOSE_SLACK_NS));
+        }
+    }
+
+    /// The total series' closed bins so far.
+    fn total_closed(&self) -> &[f64] {
+        self.binners.get("total:all").map_or(&[], |b| b.closed().0)
+    }
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
     let bin_s = args.bin as f64 / 1e9;
     let mut warnings = Vec::new();
+    let mut live = args
+        .window
+        .filter(|_| args.series.is_none())
+        .map(|w| LiveWindow {
+            sliding: SlidingHurst::new(w, args.every.max(1)),
+            fed: 0,
+            bin_s,
+            json: args.json,
+            series: "total:all".into(),
+            windows: Vec::new(),
+            silenced: false,
+        });
     let (source, mut series, composition): (String, NamedSeries, _) = match &args.series {
         Some(path) => {
             let fmt = args.series_format.as_str();
@@ -156,7 +260,16 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
                 error: None,
             };
             let result = input.for_each(|ev| {
-                let Event::Frame(f) = ev else { return Ok(()) };
+                let f = match ev {
+                    Event::Frame(f) => f,
+                    Event::Tick(now) => {
+                        if let Some(lw) = &mut live {
+                            k.advance(now);
+                            lw.feed(k.total_closed());
+                        }
+                        return Ok(());
+                    }
+                };
                 let pkt = decode::decode(f.linktype, f.data);
                 let ts = f.ts_ns;
                 let len = f.wire_len;
@@ -180,6 +293,9 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
                         .and_then(|(a, b)| decode::service::for_ports(ip.protocol, a, b))
                         .unwrap_or("other");
                     k.push("service", service, ts, len);
+                }
+                if let Some(lw) = &mut live {
+                    lw.feed(k.total_closed());
                 }
                 Ok(())
             });
@@ -224,6 +340,25 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
         }
     };
 
+    // Sliding window first, so the last live lines come before the analysis.
+    let mut windows = Vec::new();
+    if let Some(mut lw) = live {
+        // The bins still open when the input ended.
+        if let Some((_, values, _)) = series.iter().find(|s| s.0 == lw.series) {
+            lw.feed(values);
+        }
+        windows = lw.windows;
+    } else if let Some(w) = args.window {
+        let mut sliding = SlidingHurst::new(w, args.every.max(1));
+        if let Some((_, values, _)) = series.first() {
+            for v in values {
+                if let Some(est) = sliding.push(*v) {
+                    windows.push(est);
+                }
+            }
+        }
+    }
+
     let mut reports = Vec::new();
     for (name, values, estimate) in &mut series {
         let cfg = AnalyzeConfig {
@@ -252,18 +387,6 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
             }
         }
         reports.push(report);
-    }
-
-    let mut windows = Vec::new();
-    if let Some(w) = args.window {
-        let mut sliding = SlidingHurst::new(w, args.every.max(1));
-        if let Some((_, values, _)) = series.first() {
-            for v in values {
-                if let Some(est) = sliding.push(*v) {
-                    windows.push(est);
-                }
-            }
-        }
     }
 
     let out = Output {

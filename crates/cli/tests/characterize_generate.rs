@@ -219,3 +219,162 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
     let windows = csv_rows(&String::from_utf8_lossy(&c.stdout));
     assert!(windows.len() >= 5, "one row per 5 s window");
 }
+
+/// `analyze --window W --every K` on packets prints each window while the
+/// input is being read: the capture goes in through a pipe in two parts and
+/// the first window line must arrive before the second part is written (so
+/// before the end of the input). All lines together must be what
+/// `SlidingHurst` gives post hoc on the series binned here independently
+/// (wire length per 10 ms from the first packet), one per K bins from the
+/// first full window: floor((bins - W) / K) + 1 lines.
+#[test]
+fn live_sliding_window_streams_while_reading_and_matches_post_hoc() {
+    use std::io::{BufRead, Read, Write};
+    use std::process::{Command, Stdio};
+    const W: usize = 512;
+    const K: usize = 64;
+    const BIN_NS: u64 = 10_000_000;
+    let cap = tmp("window.pcap");
+    let g = run(&[
+        "generate",
+        "--mix",
+        "web=1,voip=3,dns=1",
+        "--users",
+        "4",
+        "--duration",
+        "20s",
+        "--seed",
+        "5",
+        "-w",
+        cap.to_str().unwrap(),
+    ]);
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+
+    // Independent binning, and the byte offset after the first packet of
+    // bin W + 8 (by then the first window's bins are closed).
+    let mut reader = capture::CaptureReader::open(cap.to_str().unwrap()).unwrap();
+    let (mut bins, mut t0, mut last, mut cut) = (Vec::<f64>::new(), None, 0u64, None);
+    while let Some(f) = reader.next_frame().unwrap() {
+        let (ts, len) = (f.ts_ns, f.wire_len);
+        let origin = *t0.get_or_insert(ts);
+        assert!(ts >= last, "generated capture is in time order");
+        last = ts;
+        let i = ((ts - origin) / BIN_NS) as usize;
+        if bins.len() <= i {
+            bins.resize(i + 1, 0.0);
+        }
+        bins[i] += len as f64;
+        if cut.is_none() && i >= W + 8 {
+            cut = Some(reader.offset() as usize);
+        }
+    }
+    let expected: Vec<_> = {
+        let mut s = selfsim::SlidingHurst::new(W, K);
+        bins.iter().filter_map(|v| s.push(*v)).collect()
+    };
+    assert!(bins.len() > W + 10 * K, "{} bins", bins.len());
+    assert_eq!(expected.len(), (bins.len() - W) / K + 1);
+    assert!(expected.iter().any(|e| e.h_local_whittle.is_some()));
+
+    let data = std::fs::read(&cap).unwrap();
+    let cut = cut.unwrap();
+    assert!(cut < data.len() / 2, "cut {cut} of {}", data.len());
+    let mut child = Command::new(bin())
+        .args([
+            "analyze",
+            "-r",
+            "-",
+            "--bin",
+            "10ms",
+            "--window",
+            &W.to_string(),
+            "--every",
+            &K.to_string(),
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err_thread = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    stdin.write_all(&data[..cut]).unwrap();
+    stdin.flush().unwrap();
+    // Only a guard against hanging forever if nothing streams: the check is
+    // that a line arrives at all while the input is still open.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("no window line while the input was still open");
+    stdin.write_all(&data[cut..]).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let stdout = out_thread.join().unwrap();
+    err_thread.join().unwrap();
+    let lines: Vec<String> = std::iter::once(first).chain(rx.try_iter()).collect();
+    assert!(status.success(), "{}", lines.join("\n"));
+
+    let got: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(got.len(), expected.len(), "one line per window");
+    let same = |a: &serde_json::Value, b: Option<f64>| match (a.as_f64(), b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+        (None, None) => a.is_null(),
+        _ => false,
+    };
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g["series"], "total:all");
+        assert_eq!(g["end_index"], e.end_index);
+        assert!((g["end_s"].as_f64().unwrap() - (e.end_index + 1) as f64 * 0.01).abs() < 1e-9);
+        assert!(
+            same(&g["h_local_whittle"], e.h_local_whittle),
+            "{g} vs {e:?}"
+        );
+        assert!(same(&g["h_wavelet"], e.h_wavelet), "{g} vs {e:?}");
+        assert!(same(&g["burstiness"], e.burstiness), "{g} vs {e:?}");
+    }
+    // The report's window table is the same list.
+    let j: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let table = j["windows"].as_array().unwrap();
+    assert_eq!(table.len(), expected.len());
+    assert_eq!(table[0]["end_index"], W - 1);
+
+    // Text form, from a file: one line per window on stderr, same count.
+    let a = run(&[
+        "analyze",
+        "-r",
+        cap.to_str().unwrap(),
+        "--bin",
+        "10ms",
+        "--window",
+        &W.to_string(),
+        "--every",
+        &K.to_string(),
+    ]);
+    assert!(a.status.success());
+    let err = String::from_utf8_lossy(&a.stderr);
+    let text: Vec<&str> = err.lines().filter(|l| l.starts_with("window ")).collect();
+    assert_eq!(text.len(), expected.len(), "{err}");
+    assert!(
+        text[0].starts_with(&format!("window total:all end bin {} ", W - 1)),
+        "{}",
+        text[0]
+    );
+}

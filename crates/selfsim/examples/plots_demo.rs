@@ -1,5 +1,5 @@
-//! Writes the SVG plots of a report for one series file or for synthetic
-//! fGn. Usage: cargo run -p selfsim --example plots_demo -- OUTDIR [FILE]
+//! Writes the SVG and PNG plots of a report for one series file or for
+//! synthetic fGn. Usage: cargo run -p selfsim --example plots_demo -- OUTDIR [FILE]
 use selfsim::{analyze, read_values, synth_fgn, write_plots, AnalyzeConfig};
 
 fn main() {

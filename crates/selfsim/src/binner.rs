@@ -151,21 +151,68 @@ impl Binner {
             self.late += 1;
             return Ok(());
         }
-        while idx >= self.open_start + self.open.len() as u64 {
-            self.open.push_back((0.0, 0.0));
-        }
+        self.open_through(idx);
         let slot = &mut self.open[(idx - self.open_start) as usize];
         slot.0 += size;
         slot.1 += 1.0;
         self.events += 1;
-        // Close bins that fell out of the reorder window.
+        self.close_excess();
+        Ok(())
+    }
+
+    /// Opens empty bins up to and including bin `idx`.
+    fn open_through(&mut self, idx: u64) {
+        while idx >= self.open_start + self.open.len() as u64 {
+            self.open.push_back((0.0, 0.0));
+        }
+    }
+
+    /// Closes the bins that fell out of the reorder window.
+    fn close_excess(&mut self) {
         while self.open.len() > self.open_bins {
             let (b, p) = self.open.pop_front().expect("non-empty");
             self.closed_bytes.push(b);
             self.closed_packets.push(p);
             self.open_start += 1;
         }
+    }
+
+    /// Moves the clock to `t_ns` without an event: closes the bins an event
+    /// at `t_ns` would close, so a live consumer sees bins close during
+    /// silence. Does nothing before the first event (no origin yet) or for
+    /// a time at or before the newest open bin; an event may still arrive
+    /// for any bin left open. Refuses a jump of `max_gap_bins` or more, like
+    /// an event.
+    pub fn advance_ns(&mut self, t_ns: u64) -> Result<(), BinError> {
+        let Some(origin) = self.origin_ns else {
+            return Ok(());
+        };
+        if t_ns < origin {
+            return Ok(());
+        }
+        let idx = (t_ns - origin) / self.width_ns;
+        let end = self.open_start + self.open.len() as u64;
+        if idx < end {
+            return Ok(());
+        }
+        if idx - end >= self.max_gap_bins {
+            return Err(BinError::GapTooLarge {
+                t_ns,
+                bins: idx - end,
+                limit: self.max_gap_bins,
+            });
+        }
+        self.open_through(idx);
+        self.close_excess();
         Ok(())
+    }
+
+    /// The bins closed so far and not yet drained, oldest first (bytes,
+    /// packets): a consumer that keeps its own position reads new bins
+    /// without taking them, so [`Binner::finish`] still returns the whole
+    /// series.
+    pub fn closed(&self) -> (&[f64], &[f64]) {
+        (&self.closed_bytes, &self.closed_packets)
     }
 
     /// Takes the bins closed since the last call (bytes, packets), for
@@ -253,6 +300,34 @@ mod tests {
         }
         assert_eq!(got, b.finish().packets);
         assert_eq!(got.iter().sum::<f64>(), 1000.0);
+    }
+
+    #[test]
+    fn advancing_the_clock_closes_bins_without_events() {
+        let mut b = Binner::new(10).with_origin_ns(0).with_open_bins(2);
+        // No event yet: nothing to close, no origin needed.
+        let mut fresh = Binner::new(10);
+        fresh.advance_ns(1_000).unwrap();
+        assert_eq!(fresh.closed().0.len(), 0);
+        b.push_ns(3, 5).unwrap();
+        assert_eq!(b.closed().0, &[] as &[f64]);
+        // At t = 47 the open bins are 3 and 4 (two open bins); 0..=2 closed.
+        b.advance_ns(47).unwrap();
+        assert_eq!(b.closed().0, &[5.0, 0.0, 0.0]);
+        // Going back in time changes nothing; bin 3 still takes an event.
+        b.advance_ns(20).unwrap();
+        b.push_ns(36, 7).unwrap();
+        assert_eq!(b.closed().0.len(), 3);
+        let r = b.finish();
+        assert_eq!(r.bytes, vec![5.0, 0.0, 0.0, 7.0, 0.0]);
+        assert_eq!((r.events, r.out_of_order, r.late), (2, 0, 0));
+        // A clock far ahead is refused like an event.
+        let mut b = Binner::new(10).with_max_gap_bins(100);
+        b.push_ns(0, 1).unwrap();
+        assert!(matches!(
+            b.advance_ns(10_000),
+            Err(BinError::GapTooLarge { .. })
+        ));
     }
 
     #[test]

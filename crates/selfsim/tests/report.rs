@@ -60,15 +60,42 @@ fn report_json_and_plots() {
 
     let dir = std::env::temp_dir().join(format!("selfsim-plots-{}", std::process::id()));
     let files = write_plots(&r, &dir, "fgn").unwrap();
-    assert_eq!(files.len(), 8);
-    for f in files {
-        let s = std::fs::read_to_string(&f).unwrap();
+    // Eight plots (series, pox, periodogram, variance-time, wavelet, DFA-1,
+    // V statistic, H vs M), each as SVG followed by PNG.
+    assert_eq!(files.len(), 16);
+    for pair in files.chunks(2) {
+        let (svg, png) = (&pair[0], &pair[1]);
+        assert_eq!(svg.extension().unwrap(), "svg");
+        assert_eq!(png.with_extension("svg"), *svg);
+        let s = std::fs::read_to_string(svg).unwrap();
         assert!(
             s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
             "{}",
-            f.display()
+            svg.display()
         );
-        assert!(!s.contains("NaN"), "{}", f.display());
+        assert!(!s.contains("NaN"), "{}", svg.display());
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+        let mut reader = dec.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (640, 420), "{}", png.display());
+        // Not blank: the plotted points are there.
+        let blue = buf[..info.buffer_size()]
+            .chunks(3)
+            .filter(|p| p[2] > 150 && p[0] < 120)
+            .count();
+        assert!(blue > 20, "{}: {blue} point pixels", png.display());
+    }
+    for kind in [
+        "series",
+        "rs-pox",
+        "periodogram",
+        "variance-time",
+        "wavelet-logscale",
+        "v-statistic",
+        "lw-h-vs-m",
+    ] {
+        assert!(dir.join(format!("fgn-{kind}.png")).is_file(), "{kind}");
     }
 }
 
