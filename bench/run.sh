@@ -94,7 +94,7 @@ fi
 # --- build -------------------------------------------------------------------
 say "building trafficscope (release) in $CARGO_TARGET_DIR"
 (cd "$REPO" && cargo build --release -q -p trafficscope --bin trafficscope \
-    --example make_bench_capture --example decode_throughput)
+    --example make_bench_capture && cargo build --release -q -p flow --example decode_throughput)
 BIN="$CARGO_TARGET_DIR/release/trafficscope"
 EX="$CARGO_TARGET_DIR/release/examples"
 

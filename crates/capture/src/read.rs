@@ -10,7 +10,13 @@ use crate::{CaptureError, Frame, LinkType};
 /// memory: it bounds the buffer whatever the file says (libpcap uses 256 KiB
 /// for most link types; D-Bus and USB captures may need up to 128 MiB).
 const MAX_RECORD: usize = 128 << 20;
-const READ_CHUNK: usize = 1 << 20;
+/// Read size: small enough that a chunk is still in the core's L2 cache when
+/// its records are parsed (1 MiB measured a few per cent slower).
+const READ_CHUNK: usize = 256 << 10;
+
+/// Internal results carry the (large) error boxed, so the per-packet happy
+/// path moves a few words instead of the whole error enum.
+type Fallible<T> = Result<T, Box<CaptureError>>;
 
 /// How the input was compressed (detected from its first bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +183,7 @@ impl CaptureReader {
             stats: ReadStats::default(),
             last: None,
         };
-        reader.fill(4)?;
+        reader.fill(4).map_err(|e| *e)?;
         let head = &reader.buf[reader.start..reader.end];
         let compression = if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
@@ -212,7 +218,7 @@ impl CaptureReader {
             reader.end = 0;
             reader.eof = false;
         }
-        reader.read_file_header()?;
+        reader.read_file_header().map_err(|e| *e)?;
         Ok(reader)
     }
 
@@ -247,10 +253,17 @@ impl CaptureReader {
 
     /// Makes at least `need` bytes available at `buf[start..]`. Returns
     /// `false` when the input ends first.
-    fn fill(&mut self, need: usize) -> Result<bool, CaptureError> {
+    #[inline(always)]
+    fn fill(&mut self, need: usize) -> Fallible<bool> {
         if self.end - self.start >= need {
             return Ok(true);
         }
+        self.fill_slow(need)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fill_slow(&mut self, need: usize) -> Fallible<bool> {
         if need > self.buf.len() - self.start {
             // Move the unread tail to the front, growing only for big records.
             self.buf.copy_within(self.start..self.end, 0);
@@ -271,20 +284,21 @@ impl CaptureReader {
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
-                    return Err(CaptureError::Io {
+                    return Err(Box::new(CaptureError::Io {
                         path: self.path.clone(),
                         offset: self.base + self.end as u64,
                         compressed: self.compression.note(),
                         source,
-                    })
+                    }))
                 }
             }
         }
         Ok(self.end - self.start >= need)
     }
 
-    fn truncated(&self, what: &'static str, needed: usize) -> CaptureError {
-        CaptureError::Truncated {
+    #[cold]
+    fn truncated(&self, what: &'static str, needed: usize) -> Box<CaptureError> {
+        Box::new(CaptureError::Truncated {
             path: self.path.clone(),
             what,
             offset: self.offset(),
@@ -293,28 +307,29 @@ impl CaptureReader {
             available: (self.end - self.start) as u64,
             decoded: self.stats.packets,
             compressed: self.compression.note(),
-        }
+        })
     }
 
-    fn corrupt(&self, what: &'static str, detail: String) -> CaptureError {
-        CaptureError::Corrupt {
+    #[cold]
+    fn corrupt(&self, what: &'static str, detail: String) -> Box<CaptureError> {
+        Box::new(CaptureError::Corrupt {
             path: self.path.clone(),
             what,
             offset: self.offset(),
             packet: self.stats.packets + 1,
             detail,
             compressed: self.compression.note(),
-        }
+        })
     }
 
-    fn read_file_header(&mut self) -> Result<(), CaptureError> {
+    fn read_file_header(&mut self) -> Fallible<()> {
         self.fill(24)?;
         let head = &self.buf[self.start..self.end];
         if head.len() < 4 {
-            return Err(CaptureError::NotACapture {
+            return Err(Box::new(CaptureError::NotACapture {
                 path: self.path.clone(),
                 looks_like: describe_non_capture(head),
-            });
+            }));
         }
         let magic = [head[0], head[1], head[2], head[3]];
         let pcap = match magic {
@@ -380,21 +395,28 @@ impl CaptureReader {
             self.format = CaptureFormat::PcapNg;
             return Ok(());
         }
-        Err(CaptureError::NotACapture {
+        Err(Box::new(CaptureError::NotACapture {
             path: self.path.clone(),
             looks_like: describe_non_capture(head),
-        })
+        }))
     }
 
     /// Reads the next frame. `Ok(None)` at a clean end of input; on error,
     /// every frame before it has already been returned.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         self.last = None;
-        self.last = match self.state {
-            State::Pcap { .. } => self.next_pcap()?,
-            State::PcapNg { .. } => self.next_pcapng()?,
+        let next = match self.state {
+            State::Pcap { .. } => self.next_pcap(),
+            State::PcapNg { .. } => self.next_pcapng(),
         };
-        Ok(self.last_frame())
+        match next {
+            Ok(last) => {
+                self.last = last;
+                Ok(self.last_frame())
+            }
+            Err(e) => Err(*e),
+        }
     }
 
     /// The frame returned by the last [`next_frame`](Self::next_frame), lent
@@ -418,7 +440,8 @@ impl CaptureReader {
         self.last_ts = ts;
     }
 
-    fn next_pcap(&mut self) -> Result<Option<LastFrame>, CaptureError> {
+    #[inline]
+    fn next_pcap(&mut self) -> Fallible<Option<LastFrame>> {
         let State::Pcap {
             big_endian: be,
             nanos,
@@ -480,7 +503,7 @@ impl CaptureReader {
         }))
     }
 
-    fn next_pcapng(&mut self) -> Result<Option<LastFrame>, CaptureError> {
+    fn next_pcapng(&mut self) -> Fallible<Option<LastFrame>> {
         loop {
             if !self.fill(12)? {
                 if self.end == self.start {

@@ -111,7 +111,8 @@ pub fn run(args: FlowsArgs) -> Result<(), Failure> {
                 return sink.err.take().map_or(Ok(()), Err);
             }
         };
-        let pkt = decode::decode(frame.linktype, frame.data);
+        let mut pkt = decode::Packet::new(frame.linktype);
+        decode::decode_into(frame.linktype, frame.data, &mut pkt);
         malformed += pkt.malformed.is_some() as u64;
         table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |r| sink.emit(r));
         match sink.err.take() {

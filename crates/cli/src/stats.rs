@@ -24,6 +24,37 @@ pub struct StatsArgs {
     pub json: bool,
 }
 
+/// Packets and bytes under a handful of static names. The per-packet add
+/// scans a few entries comparing pointers, not strings (a string-keyed map
+/// cost more than decoding); names are merged by content at the end.
+#[derive(Default)]
+struct Tally(Vec<(&'static str, Count)>);
+
+impl Tally {
+    #[inline]
+    fn add(&mut self, name: &'static str, bytes: u32) {
+        for (n, c) in &mut self.0 {
+            if std::ptr::eq(*n, name) {
+                c.add(bytes);
+                return;
+            }
+        }
+        let mut c = Count::default();
+        c.add(bytes);
+        self.0.push((name, c));
+    }
+
+    fn into_map(self) -> BTreeMap<String, Count> {
+        let mut m: BTreeMap<String, Count> = BTreeMap::new();
+        for (n, c) in self.0 {
+            let e = m.entry(n.to_string()).or_default();
+            e.packets += c.packets;
+            e.bytes += c.bytes;
+        }
+        m
+    }
+}
+
 #[derive(Serialize, Default, Clone, Copy)]
 struct Count {
     packets: u64,
@@ -77,15 +108,13 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
     let local = args.input.local_net.clone().unwrap_or_default();
     let mut table = FlowTable::new(args.flow.config());
     let mut link_types: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut protocols: BTreeMap<String, Count> = BTreeMap::new();
-    let mut ip_versions: BTreeMap<&'static str, Count> = BTreeMap::new();
-    let mut services: BTreeMap<&'static str, Count> = BTreeMap::new();
-    let mut directions: BTreeMap<&'static str, Count> = BTreeMap::new();
+    let mut protocols = Tally::default();
+    let mut ip_versions = Tally::default();
+    let mut services = Tally::default();
+    let mut directions = Tally::default();
     let mut malformed_reasons: BTreeMap<String, u64> = BTreeMap::new();
     let (mut malformed, mut unsupported, mut tunnelled, mut fragments) = (0u64, 0u64, 0u64, 0u64);
     let (mut first, mut last) = (u64::MAX, 0u64);
-    // Known protocol names are counted in a fixed array on the hot path.
-    let mut proto_fast: BTreeMap<&'static str, Count> = BTreeMap::new();
     let result = input.for_each(|ev| {
         let Event::Frame(frame) = ev else {
             return Ok(());
@@ -95,7 +124,8 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
             first = first.min(frame.ts_ns);
             last = last.max(frame.ts_ns);
         }
-        let pkt = decode::decode(frame.linktype, frame.data);
+        let mut pkt = decode::Packet::new(frame.linktype);
+        decode::decode_into(frame.linktype, frame.data, &mut pkt);
         if let Some(m) = pkt.malformed {
             malformed += 1;
             *malformed_reasons.entry(m.to_string()).or_default() += 1;
@@ -112,16 +142,16 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
             (Network::Other(_), None) => "other-L2",
             _ => "undecoded",
         };
-        proto_fast.entry(name).or_default().add(frame.wire_len);
+        protocols.add(name, frame.wire_len);
         let placement = table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |_| {});
         if let Some(ip) = pkt.ip {
             if ip.fragment.is_some() {
                 fragments += 1;
             }
-            ip_versions
-                .entry(if ip.version == 4 { "IPv4" } else { "IPv6" })
-                .or_default()
-                .add(frame.wire_len);
+            ip_versions.add(
+                if ip.version == 4 { "IPv4" } else { "IPv6" },
+                frame.wire_len,
+            );
             let service = match pkt.transport {
                 Transport::Tcp(_) | Transport::Udp { .. } | Transport::Sctp { .. } => {
                     let (a, b) = pkt.ports().unwrap_or((0, 0));
@@ -129,21 +159,15 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
                 }
                 _ => "no-ports",
             };
-            services.entry(service).or_default().add(frame.wire_len);
+            services.add(service, frame.wire_len);
             if let Some(p) = placement {
                 let d = local.direction(ip.src, ip.dst, p.forward);
-                directions
-                    .entry(Direction::as_str(d))
-                    .or_default()
-                    .add(frame.wire_len);
+                directions.add(Direction::as_str(d), frame.wire_len);
             }
         }
         Ok(())
     });
     table.flush(&mut |_| {});
-    for (k, v) in proto_fast {
-        protocols.insert(k.to_string(), v);
-    }
     let mut rs = input
         .reader()
         .map(|r| r.stats().clone())
@@ -221,19 +245,10 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
             .into_iter()
             .map(|(k, v)| (capture::LinkType(k).to_string(), v))
             .collect(),
-        protocols,
-        ip_versions: ip_versions
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        services: services
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        directions: directions
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        protocols: protocols.into_map(),
+        ip_versions: ip_versions.into_map(),
+        services: services.into_map(),
+        directions: directions.into_map(),
         flows: table.stats().clone(),
         malformed,
         malformed_reasons,

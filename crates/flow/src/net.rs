@@ -51,8 +51,8 @@ impl FromStr for Cidr {
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let a = u128::from_be_bytes(Addr::from(ip).0);
-        let n = u128::from_be_bytes(self.addr.0);
+        let a = Addr::from(ip).0;
+        let n = self.addr.0;
         let mask = if self.bits == 0 {
             0
         } else {

@@ -34,42 +34,55 @@ impl EndReason {
     }
 }
 
-/// Running min/mean/max/std (Welford), allocation-free.
+/// Running min/mean/max/std of integer values (frame sizes, gaps in ns),
+/// allocation-free and exact: it keeps integer sums, so a packet costs two
+/// additions and a multiply instead of Welford's division, and the variance
+/// comes out of one rounding at the end rather than one per packet.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Running {
     n: u64,
-    mean: f64,
-    m2: f64,
-    min: f64,
-    max: f64,
+    sum: u64,
+    /// Σx² fits: Σx² ≤ (Σx)² < 2^128 whatever the values.
+    sum_sq: u128,
+    min: u64,
+    max: u64,
 }
 
 impl Running {
     #[inline]
-    pub fn push(&mut self, x: f64) {
+    pub fn push(&mut self, x: u64) {
+        self.min = if self.n == 0 { x } else { self.min.min(x) };
+        self.max = self.max.max(x);
         self.n += 1;
-        if self.n == 1 {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
-        let d = x - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
+        self.sum = self.sum.saturating_add(x);
+        self.sum_sq = self.sum_sq.saturating_add(x as u128 * x as u128);
     }
 
-    pub fn summary(&self) -> Stat {
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// The statistics of the values divided by `unit` (1 for sizes, 1000 for
+    /// nanoseconds reported in microseconds).
+    pub fn summary(&self, unit: f64) -> Stat {
         if self.n == 0 {
             return Stat::default();
         }
+        let n = self.n as f64;
+        // Population variance, as CICFlowMeter and nfstream report:
+        // (nΣx² − (Σx)²) / n², exact in integers while n·Σx² fits.
+        let var = match (self.n as u128).checked_mul(self.sum_sq) {
+            Some(a) => a.saturating_sub(self.sum as u128 * self.sum as u128) as f64 / (n * n),
+            None => {
+                let mean = self.sum as f64 / n;
+                (self.sum_sq as f64 / n - mean * mean).max(0.0)
+            }
+        };
         Stat {
-            min: self.min,
-            mean: self.mean,
-            max: self.max,
-            // Population standard deviation, as CICFlowMeter and nfstream report.
-            std: (self.m2 / self.n as f64).sqrt(),
+            min: self.min as f64 / unit,
+            mean: self.sum as f64 / n / unit,
+            max: self.max as f64 / unit,
+            std: var.sqrt() / unit,
         }
     }
 }
@@ -94,18 +107,20 @@ impl DirAccumulator {
     #[inline]
     pub fn push(&mut self, pkt: &decode::Packet<'_>, ts_ns: u64, wire_len: u32) {
         if self.packets > 0 {
-            self.iat
-                .push(ts_ns.saturating_sub(self.last_ts) as f64 / 1_000.0);
+            self.iat.push(ts_ns.saturating_sub(self.last_ts));
         }
         self.packets += 1;
         self.last_ts = ts_ns;
         self.bytes += wire_len as u64;
         self.ip_bytes += pkt.ip.map_or(0, |i| i.total_len as u64);
         self.payload_bytes += pkt.payload_len as u64;
-        self.size.push(wire_len as f64);
+        self.size.push(wire_len as u64);
         if let Some(t) = pkt.tcp() {
-            for (bit, count) in self.flags.iter_mut().enumerate() {
-                *count += ((t.flags >> bit) & 1) as u32;
+            // Only the set bits: most segments carry ACK alone.
+            let mut f = t.flags;
+            while f != 0 {
+                self.flags[f.trailing_zeros() as usize] += 1;
+                f &= f - 1;
             }
         }
     }
@@ -120,8 +135,8 @@ impl DirAccumulator {
             bytes: self.bytes,
             ip_bytes: self.ip_bytes,
             payload_bytes: self.payload_bytes,
-            size: self.size.summary(),
-            iat_us: self.iat.summary(),
+            size: self.size.summary(1.0),
+            iat_us: self.iat.summary(1_000.0),
             tcp_flags: self.flags,
         }
     }
@@ -253,5 +268,58 @@ impl FlowRecord {
 
     pub fn duration_s(&self) -> f64 {
         self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Two-pass textbook statistics in exact rational arithmetic where it
+    /// fits (values ≤ 2^20, n ≤ 500), so the running sums are checked
+    /// against an independent computation, not a copy of themselves.
+    fn two_pass(xs: &[u64]) -> (f64, f64, f64, f64) {
+        let n = xs.len() as f64;
+        let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        let min = *xs.iter().min().unwrap() as f64;
+        let max = *xs.iter().max().unwrap() as f64;
+        (min, mean, max, var.sqrt())
+    }
+
+    proptest! {
+        #[test]
+        fn running_stats_match_two_pass(xs in prop::collection::vec(0u64..(1 << 20), 1..500)) {
+            let mut r = Running::default();
+            for &x in &xs {
+                r.push(x);
+            }
+            let s = r.summary(1.0);
+            let (min, mean, max, std) = two_pass(&xs);
+            prop_assert_eq!(s.min, min);
+            prop_assert_eq!(s.max, max);
+            prop_assert!((s.mean - mean).abs() <= 1e-9 * mean.max(1.0));
+            prop_assert!((s.std - std).abs() <= 1e-6 * std.max(1.0), "{} vs {}", s.std, std);
+        }
+    }
+
+    #[test]
+    fn running_stats_are_exact_where_welford_would_round() {
+        // Gaps of 10 s and 10 s + 1 ns, alternating, in nanoseconds: mean
+        // 1e10 + 0.5, σ = 0.5 ns exactly (population). A running mean with
+        // one rounding per packet drifts at this scale; integer sums do not.
+        let mut r = Running::default();
+        for i in 0..1000u64 {
+            r.push(10_000_000_000 + i % 2);
+        }
+        let s = r.summary(1.0);
+        assert_eq!(s.std, 0.5);
+        assert_eq!(s.mean, 10_000_000_000.5);
+        let us = r.summary(1_000.0);
+        assert_eq!(us.min, 10_000_000.0);
+        assert_eq!(us.max, 10_000_000.001);
+        // Empty: all zero, never NaN.
+        assert_eq!(Running::default().summary(1.0), Stat::default());
     }
 }

@@ -1,7 +1,7 @@
 //! In-process throughput of the hot path, without the CLI's reporting.
 //!
 //! ```text
-//! cargo run --release -p trafficscope --example decode_throughput -- FILE \
+//! cargo run --release -p flow --example decode_throughput -- FILE \
 //!     [--mode read|decode|flows|all] [--repeat N]
 //! ```
 //!
@@ -135,13 +135,15 @@ fn pass(file: &str, mode: Mode) -> Result<Run> {
                 check = check.wrapping_add(frame.data.len() as u64);
             }
             Mode::Decode => {
-                let pkt = decode::decode(frame.linktype, frame.data);
+                let mut pkt = decode::Packet::new(frame.linktype);
+                decode::decode_into(frame.linktype, frame.data, &mut pkt);
                 // Keep the decoder's work observable.
                 check = check.wrapping_add(pkt.payload_len as u64);
                 black_box(&pkt);
             }
             Mode::Flows => {
-                let pkt = decode::decode(frame.linktype, frame.data);
+                let mut pkt = decode::Packet::new(frame.linktype);
+                decode::decode_into(frame.linktype, frame.data, &mut pkt);
                 let placed = table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |r| {
                     emitted += 1;
                     black_box(r);
