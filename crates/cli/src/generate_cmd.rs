@@ -36,7 +36,8 @@ pub struct GenerateArgs {
     /// Use IPv6 addresses (2001:db8::/32, fd00::/8).
     #[arg(long)]
     pub ipv6: bool,
-    /// Capture to write (.pcapng for pcapng, else pcap). Required offline.
+    /// Capture to write (.pcapng for pcapng, else pcap). Required offline;
+    /// with --live, the run is recorded on its interface into FILE.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// Ground-truth labels CSV (default: the capture's name with .labels.csv).
@@ -45,8 +46,10 @@ pub struct GenerateArgs {
     /// Also write per-packet labels (packet number → class) to this CSV.
     #[arg(long = "packet-labels", value_name = "FILE")]
     pub packet_labels: Option<PathBuf>,
-    /// Run real servers and clients instead of writing a file (capture them
-    /// with `trafficscope capture -i lo` or on the printed veth interface).
+    /// Run real servers and clients instead of writing a file: over
+    /// loopback, or over a veth pair into a network namespace created for
+    /// the run (root). Record with -w, or capture the printed interface.
+    /// Prints how late scheduled sends were against the model (lag).
     #[arg(long, value_enum, value_name = "NET")]
     pub live: Option<LiveMode>,
 }
@@ -70,13 +73,29 @@ fn config(args: &GenerateArgs) -> Result<GenerateConfig, Failure> {
     })
 }
 
+/// Configuration errors are usage errors (exit 2), the rest input errors.
+fn failure(e: generate::GenerateError) -> Failure {
+    match e {
+        generate::GenerateError::UnknownClass { .. }
+        | generate::GenerateError::BadMix { .. }
+        | generate::GenerateError::RateAboveLink { .. } => Failure::Usage(e.to_string()),
+        other => Failure::Input(other.into()),
+    }
+}
+
 pub fn run(args: GenerateArgs) -> Result<(), Failure> {
     let cfg = config(&args)?;
     if let Some(mode) = args.live {
-        let labels_path = args
-            .labels
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("live.labels.csv"));
+        // Checked before any file is created.
+        cfg.validate().map_err(failure)?;
+        let labels_path = args.labels.clone().unwrap_or_else(|| match &args.write {
+            Some(w) => {
+                let mut p = w.clone().into_os_string();
+                p.push(".labels.csv");
+                PathBuf::from(p)
+            }
+            None => PathBuf::from("live.labels.csv"),
+        });
         let mut labels = std::io::BufWriter::new(
             std::fs::File::create(&labels_path)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", labels_path.display()))?,
@@ -85,8 +104,23 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
             LiveMode::Loopback => LiveNet::Loopback,
             LiveMode::Netns => LiveNet::Netns,
         };
-        let s = generate::live::run_live_with(&cfg, net, &mut labels)
-            .map_err(|e| Failure::Input(e.into()))?;
+        let mut ready = |iface: &str| {
+            eprintln!(
+                "trafficscope: live traffic on {iface} for {}, {} users{}",
+                args.duration,
+                cfg.users,
+                match &args.write {
+                    Some(w) => format!(", recording to {}", w.display()),
+                    None => String::new(),
+                }
+            );
+        };
+        let opts = generate::live::LiveOptions {
+            record: args.write.as_deref(),
+            snaplen: 0,
+            on_ready: Some(&mut ready),
+        };
+        let s = generate::live::run_live_opts(&cfg, net, &mut labels, opts).map_err(failure)?;
         eprintln!(
             "trafficscope: live traffic done: {} flows, {} bytes served on {}; labels in {}",
             s.flows,
@@ -94,6 +128,15 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
             s.interface,
             labels_path.display()
         );
+        if let (Some(r), Some(w)) = (&s.recorded, &args.write) {
+            eprintln!(
+                "trafficscope: recorded {} packets to {} ({} dropped by kernel)",
+                r.packets,
+                w.display(),
+                r.dropped
+            );
+        }
+        eprintln!("trafficscope: {}", s.lag);
         return Ok(());
     }
     let Some(out) = &args.write else {
@@ -107,12 +150,7 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
         PathBuf::from(p)
     });
     let s = generate::generate_to_files(&cfg, out, &labels, args.packet_labels.as_deref())
-        .map_err(|e| match e {
-            generate::GenerateError::UnknownClass { .. }
-            | generate::GenerateError::BadMix { .. }
-            | generate::GenerateError::RateAboveLink { .. } => Failure::Usage(e.to_string()),
-            other => Failure::Input(other.into()),
-        })?;
+        .map_err(failure)?;
     let flows: Vec<String> = s.flows.iter().map(|(k, v)| format!("{k} {v}")).collect();
     eprintln!(
         "trafficscope: wrote {} packets, {} bytes, {:.1} s of traffic to {}; flows: {}; labels in {}",

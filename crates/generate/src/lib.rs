@@ -19,9 +19,10 @@
 //! and names are under the reserved `example.*` domains (RFC 2606).
 //!
 //! Entry points: [`generate_offline`] (captures written directly, far faster
-//! than real time) and [`live::run_live_with`] (real sockets over loopback or
-//! a veth pair into a network namespace, paced in real time; capture it with
-//! tcpdump). Output is in global timestamp order and generated lazily (each
+//! than real time) and [`live::run_live_opts`] (real sockets over loopback or
+//! a veth pair into a network namespace, paced in real time by the same
+//! models, optionally recorded, with a report of how late each scheduled
+//! send was). Output is in global timestamp order and generated lazily (each
 //! user holds at most one page / video segment / ~1.5 MB of a bulk transfer
 //! in memory as packet descriptors), so long, large mixes stream in bounded
 //! memory. A seed gives bit-identical output.

@@ -219,7 +219,14 @@ pub(crate) fn framed_len(content: u64, max: u64, hdr: u64) -> u64 {
     content + hdr * content.div_ceil(max)
 }
 
-fn render_fill(kind: FillKind, salt: u32, off: u64, len: u64, total: u64, out: &mut Vec<u8>) {
+pub(crate) fn render_fill(
+    kind: FillKind,
+    salt: u32,
+    off: u64,
+    len: u64,
+    total: u64,
+    out: &mut Vec<u8>,
+) {
     let salt = salt as u64 * 4099;
     match kind {
         FillKind::None => {}

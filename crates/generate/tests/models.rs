@@ -273,9 +273,20 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
+/// Sample size. With 4 users × 240 s (576 objects) this seed gave
+/// D = 0.051 against 0.068 (α = 0.01; 0.057 at α = 0.05): a thin margin,
+/// so we checked whether it was a model mismatch. It is not: the sizes read
+/// here are the Content-Length values, i.e. the model's draws (not bytes
+/// quantised by the MSS, no headers included), the sampler alone fits its
+/// CDF at n = 200 000 (`object_sampler_matches_its_cdf`), and over seeds
+/// 1–24 √n·D averaged 0.894 against the Kolmogorov distribution's mean of
+/// 0.869, with 1 of 24 above its 5 % point — sample variance. So the
+/// sample is larger instead: 12 users × 300 s, about 2 800 objects
+/// (D = 0.019 against 0.031), which keeps the test's verdict stable when
+/// the generator's draws change and sharpens the wrong-law check below.
 #[test]
 fn web_object_sizes_fit_the_surge_law() {
-    let mut c = cfg("web", 4, 240, 21);
+    let mut c = cfg("web", 12, 300, 21);
     c.web.tls_fraction = 0.0;
     let g = gen("web-ks", &c, false);
     let frames = read_frames(&g.pcap);
@@ -329,7 +340,7 @@ fn web_object_sizes_fit_the_surge_law() {
             assert!(at <= data.len(), "body shorter than Content-Length");
         }
     }
-    assert!(sizes.len() > 300, "only {} objects", sizes.len());
+    assert!(sizes.len() > 2000, "only {} objects", sizes.len());
     assert!(requests > sizes.len());
     // One-sample Kolmogorov–Smirnov against the configured law.
     sizes.sort_by(|a, b| a.partial_cmp(b).unwrap());

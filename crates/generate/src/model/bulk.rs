@@ -9,7 +9,77 @@ use crate::tcp::{Conn, Msg, C, S};
 use crate::wire::{framed_len, FillKind, Ip};
 use crate::{Class, Env, UserCtx};
 
-const RSYNC_GREETING: &[u8] = b"@RSYNCD: 31.0 sha512 sha256 sha1 md5 md4\n";
+pub(crate) const RSYNC_GREETING: &[u8] = b"@RSYNCD: 31.0 sha512 sha256 sha1 md5 md4\n";
+/// rsync bytes before the file data: checksum seed (4) and file list (64).
+pub(crate) const RSYNC_PREAMBLE: u64 = 4 + 64;
+/// Length of the client's final statistics message in an rsync session.
+pub(crate) const RSYNC_STATS: u64 = 24;
+
+/// FTP login dialogue after the greeting: (command, reply).
+pub(crate) const FTP_LOGIN: [(&str, &str); 3] = [
+    ("USER anonymous\r\n", "331 Please specify the password.\r\n"),
+    ("PASS guest@example.com\r\n", "230 Login successful.\r\n"),
+    ("TYPE I\r\n", "200 Switching to Binary mode.\r\n"),
+];
+pub(crate) const FTP_GREETING: &str = "220 (vsFTPd 3.0.5)\r\n";
+
+/// Passive-mode command and reply naming `ip`:`port` (EPSV for IPv6).
+pub(crate) fn ftp_passive(ip: &Ip, port: u16) -> (&'static str, String) {
+    match ip {
+        Ip::V4(b) => (
+            "PASV\r\n",
+            format!(
+                "227 Entering Passive Mode ({},{},{},{},{},{}).\r\n",
+                b[0],
+                b[1],
+                b[2],
+                b[3],
+                port >> 8,
+                port & 0xff
+            ),
+        ),
+        Ip::V6(_) => (
+            "EPSV\r\n",
+            format!("229 Entering Extended Passive Mode (|||{port}|)\r\n"),
+        ),
+    }
+}
+
+/// Transfer command and the server's 150 reply.
+pub(crate) fn ftp_transfer(upload: bool, path: &str, size: u64) -> (String, String) {
+    if upload {
+        (
+            format!("STOR {path}\r\n"),
+            "150 Ok to send data.\r\n".to_string(),
+        )
+    } else {
+        (
+            format!("RETR {path}\r\n"),
+            format!("150 Opening BINARY mode data connection for {path} ({size} bytes).\r\n"),
+        )
+    }
+}
+
+/// The rsync client's server-mode arguments for pulling `path`.
+pub(crate) fn rsync_args(path: &str) -> String {
+    format!("--server\n--sender\n-vlogDtpre.iLsfxCIvu\n.\n{path}\n\n")
+}
+
+/// A bulk session's draws: (size, rsync, upload, path).
+pub(crate) fn bulk_plan(rng: &mut dist::Rng, p: &crate::BulkParams) -> (u64, bool, bool, String) {
+    let size = dist::lognormal(rng, p.size_median_bytes.ln(), p.size_sigma)
+        .clamp(p.size_min_bytes, p.size_max_bytes) as u64;
+    let rsync = dist::chance(rng, p.rsync_fraction);
+    let upload = !rsync && dist::chance(rng, p.upload_fraction);
+    let exts = ["iso", "tar.gz", "zip", "img", "tar.xz"];
+    let path = format!(
+        "pub/data{}/file-{:06x}.{}",
+        rng.next_u32() % 10,
+        rng.next_u32() & 0xff_ffff,
+        exts[(rng.next_u32() % 5) as usize]
+    );
+    (size, rsync, upload, path)
+}
 
 enum Phase {
     Start,
@@ -31,18 +101,7 @@ pub(crate) struct Bulk {
 
 impl Bulk {
     pub fn new(u: &mut UserCtx, env: &Env, sid: u64, t: u64) -> Bulk {
-        let p = &env.cfg.bulk;
-        let size = dist::lognormal(&mut u.rng, p.size_median_bytes.ln(), p.size_sigma)
-            .clamp(p.size_min_bytes, p.size_max_bytes) as u64;
-        let rsync = dist::chance(&mut u.rng, p.rsync_fraction);
-        let upload = !rsync && dist::chance(&mut u.rng, p.upload_fraction);
-        let exts = ["iso", "tar.gz", "zip", "img", "tar.xz"];
-        let path = format!(
-            "pub/data{}/file-{:06x}.{}",
-            u.rng.next_u32() % 10,
-            u.rng.next_u32() & 0xff_ffff,
-            exts[(u.rng.next_u32() % 5) as usize]
-        );
+        let (size, rsync, upload, path) = bulk_plan(&mut u.rng, &env.cfg.bulk);
         Bulk {
             sid,
             rsync,
@@ -68,7 +127,7 @@ impl Bulk {
                 &mut u.out,
                 S,
                 t + 3_000_000,
-                Msg::bytes(b"220 (vsFTPd 3.0.5)\r\n".to_vec()),
+                Msg::bytes(FTP_GREETING.as_bytes().to_vec()),
             )
             .delivered;
         let cmd = |u: &mut UserCtx, ctl: &mut Conn, t: u64, c: &str, r: &str| -> u64 {
@@ -81,46 +140,11 @@ impl Bulk {
                 Msg::bytes(r.as_bytes().to_vec()),
             )
         };
-        t = cmd(
-            u,
-            &mut ctl,
-            t,
-            "USER anonymous\r\n",
-            "331 Please specify the password.\r\n",
-        );
-        t = cmd(
-            u,
-            &mut ctl,
-            t,
-            "PASS guest@example.com\r\n",
-            "230 Login successful.\r\n",
-        );
-        t = cmd(
-            u,
-            &mut ctl,
-            t,
-            "TYPE I\r\n",
-            "200 Switching to Binary mode.\r\n",
-        );
+        for (c, r) in FTP_LOGIN {
+            t = cmd(u, &mut ctl, t, c, r);
+        }
         let port = 30_000 + (u.rng.next_u32() % 20_000) as u16;
-        let pasv = match ip {
-            Ip::V4(b) => {
-                let r = format!(
-                    "227 Entering Passive Mode ({},{},{},{},{},{}).\r\n",
-                    b[0],
-                    b[1],
-                    b[2],
-                    b[3],
-                    port >> 8,
-                    port & 0xff
-                );
-                ("PASV\r\n", r)
-            }
-            Ip::V6(_) => (
-                "EPSV\r\n",
-                format!("229 Entering Extended Passive Mode (|||{port}|)\r\n"),
-            ),
-        };
+        let pasv = ftp_passive(&ip, port);
         t = cmd(u, &mut ctl, t, pasv.0, &pasv.1);
         // Data connection on the server's passive port.
         let cp = u.port();
@@ -139,20 +163,7 @@ impl Bulk {
         let salt = u.rng.next_u32();
         let mut data = Conn::new(flow, rtt, env.cfg.ipv6, link, isn, salt);
         t = data.connect(&mut u.out, t + 200_000);
-        let (c, r) = if self.upload {
-            (
-                format!("STOR {}\r\n", self.path),
-                "150 Ok to send data.\r\n".to_string(),
-            )
-        } else {
-            (
-                format!("RETR {}\r\n", self.path),
-                format!(
-                    "150 Opening BINARY mode data connection for {} ({} bytes).\r\n",
-                    self.path, self.size
-                ),
-            )
-        };
+        let (c, r) = ftp_transfer(self.upload, &self.path, self.size);
         t = cmd(u, &mut ctl, t, &c, &r);
         let side = if self.upload { C } else { S };
         data.begin(
@@ -207,15 +218,12 @@ impl Bulk {
                 Msg::bytes(b"@RSYNCD: OK\n".to_vec()),
             )
             .delivered;
-        let args = format!(
-            "--server\n--sender\n-vlogDtpre.iLsfxCIvu\n.\n{}\n\n",
-            self.path
-        );
+        let args = rsync_args(&self.path);
         let t = c
             .send(&mut u.out, C, t + 300_000, Msg::bytes(args.into_bytes()))
             .delivered;
         // Checksum seed, file list and file data in multiplexed frames.
-        let content = self.size + 4 + 64;
+        let content = self.size + RSYNC_PREAMBLE;
         c.begin(
             &mut u.out,
             S,
@@ -289,7 +297,7 @@ impl Session for Bulk {
                             let fin = Msg::with_fill(
                                 Vec::new(),
                                 FillKind::RsyncMux,
-                                framed_len(24, 32_768, 4),
+                                framed_len(RSYNC_STATS, 32_768, 4),
                             );
                             let a = d.send(&mut u.out, C, t, fin);
                             last = d.close(&mut u.out, C, a.last_cap + 200_000);
@@ -304,7 +312,8 @@ impl Session for Bulk {
     }
 }
 
-const NAMES: [&str; 10] = [
+/// Background names looked up by `dns` sessions.
+pub(crate) const NAMES: [&str; 10] = [
     "time.example.com",
     "updates.example.org",
     "mail.example.com",
@@ -316,6 +325,18 @@ const NAMES: [&str; 10] = [
     "api.example.com",
     "sync.example.org",
 ];
+
+/// A background name and, for API and push endpoints, the CDN name it is
+/// an alias of.
+pub(crate) fn background_name(rng: &mut dist::Rng) -> (&'static str, Option<&'static str>) {
+    let name = NAMES[(rng.next_u32() % NAMES.len() as u32) as usize];
+    let cname = if name.starts_with("api") || name.starts_with("push") {
+        Some("edge.cdn1.example.net")
+    } else {
+        None
+    };
+    (name, cname)
+}
 
 /// A burst of background lookups.
 pub(crate) struct DnsBurst {
@@ -342,13 +363,8 @@ impl Session for DnsBurst {
             return Step::Done(self.last);
         }
         self.left -= 1;
-        let name = NAMES[(u.rng.next_u32() % NAMES.len() as u32) as usize];
+        let (name, cname) = background_name(&mut u.rng);
         let ip = server_ip(Pool::Web, name, env.cfg.ipv6);
-        let cname = if name.starts_with("api") || name.starts_with("push") {
-            Some("edge.cdn1.example.net")
-        } else {
-            None
-        };
         let done = u.resolve(env, self.t, name, ip, self.sid, cname);
         self.last = self.last.max(done);
         self.t = done + ns(dist::exp(&mut u.rng, env.cfg.dns.gap_mean_s)) + 1;

@@ -1,20 +1,21 @@
 //! Session models and their shared helpers (addresses, DNS, flows).
 
-mod bulk;
-mod video;
-mod voip;
-mod web;
+pub(crate) mod bulk;
+pub(crate) mod video;
+pub(crate) mod voip;
+pub(crate) mod web;
 
 use rand::RngCore;
 
 use crate::dist::{self, ns};
 use crate::out::{Flow, Proto};
-use crate::proto::{dns_query, dns_response, QTYPE_A, QTYPE_AAAA};
-use crate::tcp::Conn;
-use crate::wire::{Endpoint, Ip, Payload, L4};
+use crate::proto::{
+    dns_query, dns_response, tls_app_record, tls_client_finished, tls_server_hello, QTYPE_A,
+    QTYPE_AAAA,
+};
+use crate::tcp::{Conn, Msg};
+use crate::wire::{framed_len, Endpoint, FillKind, Ip, Payload, L4, TLS_MAX_REC};
 use crate::{Class, Env, UserCtx, GW_MAC};
-
-pub(crate) use web::object_size as web_object_size;
 
 /// What a step of a session produced.
 pub(crate) enum Step {
@@ -39,6 +40,27 @@ pub(crate) fn new_session(class: Class, u: &mut UserCtx, env: &Env, t: u64) -> B
         Class::Bulk => Box::new(bulk::Bulk::new(u, env, sid, t)),
         Class::Dns => Box::new(bulk::DnsBurst::new(u, env, sid, t)),
     }
+}
+
+/// The server's first TLS 1.3 flight answering `client_hello`:
+/// ServerHello and ChangeCipherSpec, then EncryptedExtensions, Certificate,
+/// CertificateVerify and Finished as 2500–5000 bytes of encrypted records.
+pub(crate) fn tls_server_flight(rng: &mut dist::Rng, client_hello: &[u8]) -> Msg {
+    let sh = tls_server_hello(rng, client_hello);
+    let enc = dist::range(rng, 2500, 5000);
+    Msg::with_fill(sh, FillKind::Tls, framed_len(enc, TLS_MAX_REC, 5))
+}
+
+/// An HTTP request `req` as TLS records, preceded by the client's
+/// ChangeCipherSpec and Finished on the connection's first request.
+pub(crate) fn tls_request(rng: &mut dist::Rng, req: &[u8], fin_pending: &mut bool) -> Vec<u8> {
+    let mut r = Vec::new();
+    if *fin_pending {
+        r.extend_from_slice(&tls_client_finished(rng));
+        *fin_pending = false;
+    }
+    r.extend_from_slice(&tls_app_record(req.len(), rng.next_u64()));
+    r
 }
 
 /// FNV-1a, for stable name → address / property mappings.

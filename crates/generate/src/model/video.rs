@@ -2,19 +2,38 @@
 
 use rand::RngCore;
 
+use super::web::tls_len;
 use super::{fnv, server_ip, Pool, Session, Step};
 use crate::dist::{self, ns};
-use crate::proto::{
-    http_request, http_response_head, mpd, tls_app_record, tls_client_finished, tls_client_hello,
-    tls_server_hello,
-};
+use crate::proto::{http_request, http_response_head, mpd, tls_client_hello};
 use crate::tcp::{Conn, Msg, C, S};
-use crate::wire::{framed_len, FillKind, TLS_MAX_REC};
-use crate::{Class, Env, UserCtx};
+use crate::wire::FillKind;
+use crate::{Class, Env, UserCtx, VideoParams};
 
-fn tls_len(plain: u64) -> u64 {
-    let recs = plain.div_ceil(16_384).max(1);
-    framed_len(plain + 17 * recs, TLS_MAX_REC, 5)
+/// CDN host of a video.
+pub(crate) fn video_host(video_id: u32) -> String {
+    format!("cdn{}.video.example.net", (video_id % 4) + 1)
+}
+
+/// Whether a video is streamed over TLS (fixed per video).
+pub(crate) fn video_tls(video_id: u32, p: &VideoParams) -> bool {
+    (fnv(&video_id.to_le_bytes()) % 1000) < (p.tls_fraction * 1000.0) as u64
+}
+
+/// Total presentation length announced in the MPD, seconds.
+pub(crate) fn mpd_total_s(p: &VideoParams) -> u64 {
+    ns(p.watch_median_s * 4.0) / 1_000_000_000
+}
+
+/// Size of a media segment of `seg_s` seconds at `bitrate` (±vbr uniform).
+pub(crate) fn segment_size(rng: &mut dist::Rng, p: &VideoParams, bitrate: u64, seg_s: u32) -> u64 {
+    (bitrate as f64 * seg_s as f64 / 8.0 * dist::uniform(rng, 1.0 - p.vbr, 1.0 + p.vbr)) as u64
+}
+
+/// Size of a progressive-download file (lognormal, at least 100 kB).
+pub(crate) fn download_size(rng: &mut dist::Rng, p: &VideoParams) -> u64 {
+    dist::lognormal(rng, p.download_median_bytes.ln(), p.download_sigma)
+        .clamp(1e5, p.download_max_bytes) as u64
 }
 
 /// An HTTP/1.1 connection, plain or inside TLS.
@@ -47,14 +66,8 @@ impl Http {
         if tls {
             let ch = tls_client_hello(&mut u.rng, host, &["h2", "http/1.1"]);
             let a = conn.send(&mut u.out, C, t, Msg::bytes(ch.clone()));
-            let sh = tls_server_hello(&mut u.rng, &ch);
-            let enc = dist::range(&mut u.rng, 2500, 5000);
-            let b = conn.send(
-                &mut u.out,
-                S,
-                a.delivered + 300_000,
-                Msg::with_fill(sh, FillKind::Tls, framed_len(enc, TLS_MAX_REC, 5)),
-            );
+            let flight = super::tls_server_flight(&mut u.rng, &ch);
+            let b = conn.send(&mut u.out, S, a.delivered + 300_000, flight);
             t = b.delivered;
         }
         (
@@ -71,13 +84,7 @@ impl Http {
     fn request(&mut self, u: &mut UserCtx, path: &str, accept: &str) -> Msg {
         let req = http_request(path, &self.host, accept);
         if self.tls {
-            let mut r = Vec::new();
-            if self.fin_pending {
-                r.extend_from_slice(&tls_client_finished(&mut u.rng));
-                self.fin_pending = false;
-            }
-            r.extend_from_slice(&tls_app_record(req.len(), u.rng.next_u64()));
-            Msg::bytes(r)
+            Msg::bytes(super::tls_request(&mut u.rng, &req, &mut self.fin_pending))
         } else {
             Msg::bytes(req)
         }
@@ -152,9 +159,8 @@ impl Session for Video {
     fn step(&mut self, u: &mut UserCtx, env: &Env) -> Step {
         let p = env.cfg.video.clone();
         if self.http.is_none() {
-            let k = (self.video_id % 4) + 1;
-            let host = format!("cdn{k}.video.example.net");
-            let tls = (fnv(&self.video_id.to_le_bytes()) % 1000) < (p.tls_fraction * 1000.0) as u64;
+            let host = video_host(self.video_id);
+            let tls = video_tls(self.video_id, &p);
             let (mut h, t) = Http::open(
                 u,
                 env,
@@ -166,11 +172,7 @@ impl Session for Video {
                 self.sid,
                 self.t,
             );
-            let body = mpd(
-                &self.ladder,
-                self.seg_s,
-                ns(p.watch_median_s * 4.0) / 1_000_000_000,
-            );
+            let body = mpd(&self.ladder, self.seg_s, mpd_total_s(&p));
             let req = h.request(u, &format!("/v/{:08x}/manifest.mpd", self.video_id), "*/*");
             let resp = h.response(t, "application/dash+xml", Some(body), 0);
             let t = h.conn.exchange(&mut u.out, t, req, ns(0.005), resp);
@@ -200,8 +202,7 @@ impl Session for Video {
         self.seg_no += 1;
         let br = self.bitrate(env);
         let h = self.http.as_mut().expect("open");
-        let size = (br as f64 * self.seg_s as f64 / 8.0
-            * dist::uniform(&mut u.rng, 1.0 - p.vbr, 1.0 + p.vbr)) as u64;
+        let size = segment_size(&mut u.rng, &p, br, self.seg_s);
         let path = format!("/v/{:08x}/seg-{:05}-{}.m4s", self.video_id, self.seg_no, br);
         let req = h.request(u, &path, "*/*");
         let resp = h.response(self.t, "video/iso.segment", None, size);
@@ -255,8 +256,7 @@ pub(crate) struct Download {
 impl Download {
     pub fn new(u: &mut UserCtx, env: &Env, sid: u64, t: u64) -> Download {
         let p = &env.cfg.video;
-        let size = dist::lognormal(&mut u.rng, p.download_median_bytes.ln(), p.download_sigma)
-            .clamp(1e5, p.download_max_bytes) as u64;
+        let size = download_size(&mut u.rng, p);
         Download {
             sid,
             http: None,

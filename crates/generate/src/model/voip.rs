@@ -10,13 +10,22 @@ use crate::dist::{self, ns};
 use crate::out::Proto;
 use crate::proto::{rtcp_sr_sdes, rtp_header, sdp, SipDialog};
 use crate::wire::{FillKind, Ip, Payload, L4};
-use crate::{Class, Env, UserCtx};
+use crate::{Class, Env, UserCtx, VoipParams};
 
 const PKT_NS: u64 = 20_000_000;
 const STEP_NS: u64 = 1_000_000_000;
 
-/// One talker's RTP state.
-struct Talker {
+/// A media packet of one talker.
+pub(crate) enum Frame {
+    /// G.711 voice: this RTP header, then 160 bytes of samples.
+    Rtp([u8; 12]),
+    /// RFC 3389 comfort noise: RTP header and the noise level, complete.
+    Cn(Vec<u8>),
+}
+
+/// One talker's RTP state: Brady ON/OFF talk spurts on a 20 ms clock
+/// (model time in ns), comfort noise in silences, RTCP reports.
+pub(crate) struct Talker {
     talking: bool,
     toggle_at: u64,
     next: u64,
@@ -31,7 +40,7 @@ struct Talker {
 }
 
 impl Talker {
-    fn new(rng: &mut dist::Rng, t: u64, on: f64, off: f64) -> Talker {
+    pub(crate) fn new(rng: &mut dist::Rng, t: u64, on: f64, off: f64) -> Talker {
         let talking = dist::chance(rng, on / (on + off));
         let mean = if talking { on } else { off };
         Talker {
@@ -48,6 +57,112 @@ impl Talker {
             octets: 0,
         }
     }
+}
+
+impl Talker {
+    /// Model time of this talker's next 20 ms tick.
+    pub(crate) fn next_at(&self) -> u64 {
+        self.next
+    }
+
+    /// Applies every talk-spurt / silence boundary up to `t`.
+    pub(crate) fn toggle(&mut self, rng: &mut dist::Rng, p: &VoipParams, t: u64) {
+        while t >= self.toggle_at {
+            self.talking = !self.talking;
+            let mean = if self.talking {
+                p.on_mean_s
+            } else {
+                p.off_mean_s
+            };
+            self.toggle_at += ns(dist::exp(rng, mean)).max(PKT_NS);
+            if self.talking {
+                self.marker = true;
+            } else {
+                self.next_cn = t;
+            }
+        }
+    }
+
+    /// The RTCP SR + SDES compound due at `t` (ns since the Unix epoch),
+    /// if any: RFC 3550 §6.2's 5 s minimum interval, randomised ×[0.5, 1.5].
+    pub(crate) fn rtcp(&mut self, rng: &mut dist::Rng, t: u64, cname: &str) -> Option<Vec<u8>> {
+        if t < self.next_rtcp {
+            return None;
+        }
+        self.next_rtcp = t + ns(5.0 * dist::uniform(rng, 0.5, 1.5));
+        Some(rtcp_sr_sdes(
+            self.ssrc,
+            t,
+            self.ts,
+            self.packets,
+            self.octets,
+            cname,
+        ))
+    }
+
+    /// The media packet of the current tick (voice in a spurt, comfort
+    /// noise at the start of a silence and every second of it), then
+    /// advances the clock by 20 ms.
+    pub(crate) fn frame(&mut self, rng: &mut dist::Rng, p: &VoipParams) -> Option<Frame> {
+        let t = self.next;
+        let f = if self.talking {
+            self.packets += 1;
+            self.octets += 160;
+            let h = rtp_header(self.marker, 0, self.seq, self.ts, self.ssrc);
+            self.marker = false;
+            self.seq = self.seq.wrapping_add(1);
+            Some(Frame::Rtp(h))
+        } else if p.comfort_noise && t >= self.next_cn {
+            // RFC 3389 comfort noise: noise level in -dBov.
+            let h = rtp_header(false, 13, self.seq, self.ts, self.ssrc);
+            self.seq = self.seq.wrapping_add(1);
+            let mut b = h.to_vec();
+            b.push(60 + (rng.next_u32() % 20) as u8);
+            self.next_cn = t + STEP_NS;
+            Some(Frame::Cn(b))
+        } else {
+            None
+        };
+        self.ts = self.ts.wrapping_add(160);
+        self.next += PKT_NS;
+        f
+    }
+}
+
+/// Caller and callee names and the dialog identifiers of a call from user
+/// `user` at `client`:`client_port` through the proxy `proxy`.
+pub(crate) fn new_dialog(
+    rng: &mut dist::Rng,
+    user: u32,
+    client: Ip,
+    client_port: u16,
+    proxy: Ip,
+) -> SipDialog {
+    let names = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    let caller = format!("{}{}", names[user as usize % 8], user);
+    let callee = format!(
+        "{}{}",
+        names[(rng.next_u32() % 8) as usize],
+        rng.next_u32() % 1000
+    );
+    SipDialog {
+        client,
+        client_port,
+        proxy,
+        call_id: format!("{:016x}@example.com", rng.next_u64()),
+        from_tag: format!("{:08x}", rng.next_u32()),
+        to_tag: format!("{:08x}", rng.next_u32()),
+        branch: format!("z9hG4bK{:010x}", rng.next_u64() & 0xff_ffff_ffff),
+        caller,
+        callee,
+    }
+}
+
+/// Call length: exponential with mean `call_mean_s`, at least `call_min_s`.
+pub(crate) fn call_length_s(rng: &mut dist::Rng, p: &VoipParams) -> f64 {
+    dist::exp(rng, p.call_mean_s).max(p.call_min_s)
 }
 
 pub(crate) struct Voip {
@@ -98,28 +213,9 @@ impl Voip {
             "rtcp",
             sid,
         );
-        let names = [
-            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
-        ];
-        let caller = format!("{}{}", names[u.idx as usize % 8], u.idx);
-        let callee = format!(
-            "{}{}",
-            names[(u.rng.next_u32() % 8) as usize],
-            u.rng.next_u32() % 1000
-        );
-        let dialog = SipDialog {
-            client: u.ip,
-            client_port: sip_port,
-            proxy,
-            call_id: format!("{:016x}@example.com", u.rng.next_u64()),
-            from_tag: format!("{:08x}", u.rng.next_u32()),
-            to_tag: format!("{:08x}", u.rng.next_u32()),
-            branch: format!("z9hG4bK{:010x}", u.rng.next_u64() & 0xff_ffff_ffff),
-            caller,
-            callee,
-        };
+        let dialog = new_dialog(&mut u.rng, u.idx, u.ip, sip_port, proxy);
         let p = &env.cfg.voip;
-        let call = dist::exp(&mut u.rng, p.call_mean_s).max(p.call_min_s);
+        let call = call_length_s(&mut u.rng, p);
         let talkers = [
             Talker::new(&mut u.rng, t, p.on_mean_s, p.off_mean_s),
             Talker::new(&mut u.rng, t, p.on_mean_s, p.off_mean_s),
@@ -209,29 +305,13 @@ impl Voip {
             let from_client = d == 0;
             while tk.next < until {
                 let t = tk.next;
-                while t >= tk.toggle_at {
-                    tk.talking = !tk.talking;
-                    let mean = if tk.talking {
-                        p.on_mean_s
-                    } else {
-                        p.off_mean_s
-                    };
-                    tk.toggle_at += ns(dist::exp(&mut u.rng, mean)).max(PKT_NS);
-                    if tk.talking {
-                        tk.marker = true;
-                    } else {
-                        tk.next_cn = t;
-                    }
-                }
+                tk.toggle(&mut u.rng, p, t);
                 let cap = if from_client {
                     t
                 } else {
                     t + self.owd_media + ns(dist::uniform(&mut u.rng, 0.0, p.jitter_s))
                 };
-                if t >= tk.next_rtcp {
-                    // RFC 3550 §6.2: 5 s minimum interval, randomised ×[0.5, 1.5].
-                    tk.next_rtcp = t + ns(5.0 * dist::uniform(&mut u.rng, 0.5, 1.5));
-                    let b = rtcp_sr_sdes(tk.ssrc, t, tk.ts, tk.packets, tk.octets, &self.cnames[d]);
+                if let Some(b) = tk.rtcp(&mut u.rng, t, &self.cnames[d]) {
                     u.out.push(
                         cap,
                         self.rtcp,
@@ -240,40 +320,31 @@ impl Voip {
                         Payload::bytes(b.into()),
                     );
                 }
-                if tk.talking {
-                    tk.packets += 1;
-                    tk.octets += 160;
-                    let h = rtp_header(tk.marker, 0, tk.seq, tk.ts, tk.ssrc);
-                    tk.marker = false;
-                    tk.seq = tk.seq.wrapping_add(1);
-                    let payload = Payload {
-                        head: Some((Rc::from(&h[..]), 0, 12)),
-                        fill: FillKind::Random,
-                        salt: u.rng.next_u32(),
-                        off: 0,
-                        len: 160,
-                        total: 160,
-                    };
-                    u.out.push(cap, self.rtp, from_client, L4::Udp, payload);
-                    self.last = self.last.max(cap);
-                } else if p.comfort_noise && t >= tk.next_cn {
-                    // RFC 3389 comfort noise: noise level in -dBov.
-                    let h = rtp_header(false, 13, tk.seq, tk.ts, tk.ssrc);
-                    tk.seq = tk.seq.wrapping_add(1);
-                    let mut b = h.to_vec();
-                    b.push(60 + (u.rng.next_u32() % 20) as u8);
-                    u.out.push(
-                        cap,
-                        self.rtp,
-                        from_client,
-                        L4::Udp,
-                        Payload::bytes(b.into()),
-                    );
-                    self.last = self.last.max(cap);
-                    tk.next_cn = t + STEP_NS;
+                match tk.frame(&mut u.rng, p) {
+                    Some(Frame::Rtp(h)) => {
+                        let payload = Payload {
+                            head: Some((Rc::from(&h[..]), 0, 12)),
+                            fill: FillKind::Random,
+                            salt: u.rng.next_u32(),
+                            off: 0,
+                            len: 160,
+                            total: 160,
+                        };
+                        u.out.push(cap, self.rtp, from_client, L4::Udp, payload);
+                        self.last = self.last.max(cap);
+                    }
+                    Some(Frame::Cn(b)) => {
+                        u.out.push(
+                            cap,
+                            self.rtp,
+                            from_client,
+                            L4::Udp,
+                            Payload::bytes(b.into()),
+                        );
+                        self.last = self.last.max(cap);
+                    }
+                    None => {}
                 }
-                tk.ts = tk.ts.wrapping_add(160);
-                tk.next += PKT_NS;
             }
         }
     }
@@ -316,6 +387,18 @@ impl Session for Voip {
     }
 }
 
+/// Linux ping's 160-byte payload at `ts` (ns since the Unix epoch): struct
+/// timeval (16 bytes, little-endian) then 0x10, 0x11, …
+pub(crate) fn ping_payload(ts: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(160);
+    b.extend_from_slice(&(ts / 1_000_000_000).to_le_bytes());
+    b.extend_from_slice(&((ts % 1_000_000_000) / 1000).to_le_bytes());
+    for i in 0..144u32 {
+        b.push((0x10 + i) as u8);
+    }
+    b
+}
+
 /// The original system's VoIP stand-in: ping with 160 data bytes every
 /// 20 ms (64 kbit/s), echoed by the far end.
 pub(crate) struct IcmpVoip {
@@ -348,7 +431,7 @@ impl IcmpVoip {
             sid,
         );
         let p = &env.cfg.voip;
-        let call = dist::exp(&mut u.rng, p.call_mean_s).max(p.call_min_s);
+        let call = call_length_s(&mut u.rng, p);
         IcmpVoip {
             flow,
             id,
@@ -361,15 +444,8 @@ impl IcmpVoip {
         }
     }
 
-    /// Linux ping's payload: struct timeval (16 bytes) then 0x10, 0x11, …
     fn payload(ts: u64) -> Rc<[u8]> {
-        let mut b = Vec::with_capacity(160);
-        b.extend_from_slice(&(ts / 1_000_000_000).to_le_bytes());
-        b.extend_from_slice(&((ts % 1_000_000_000) / 1000).to_le_bytes());
-        for i in 0..144u32 {
-            b.push((0x10 + i) as u8);
-        }
-        b.into()
+        ping_payload(ts).into()
     }
 }
 

@@ -4,10 +4,7 @@ use rand::RngCore;
 
 use super::{fnv, server_ip, Pool, Session, Step};
 use crate::dist::{self, ns};
-use crate::proto::{
-    http_request, http_response_head, tls_app_record, tls_client_finished, tls_client_hello,
-    tls_server_hello,
-};
+use crate::proto::{http_request, http_response_head, tls_client_hello};
 use crate::tcp::{Conn, Msg, C, S};
 use crate::wire::{framed_len, FillKind, TLS_MAX_REC};
 use crate::{Class, Env, UserCtx, WebParams};
@@ -27,18 +24,88 @@ const THIRD: [&str; 8] = [
     "js.cdn4.example.net",
 ];
 
-fn site_host(k: u64) -> String {
+pub(crate) fn site_host(k: u64) -> String {
     format!("www.{}{}.example.com", PREFIX[(k % 8) as usize], k)
 }
 
-fn is_tls(host: &str, frac: f64) -> bool {
+/// Whether `host` is served over TLS (fixed per host name).
+pub(crate) fn is_tls(host: &str, frac: f64) -> bool {
     (fnv(host.as_bytes()) >> 7) % 1000 < (frac * 1000.0) as u64
 }
 
 /// Plaintext length → TLS application-data stream length.
-fn tls_len(plain: u64) -> u64 {
+pub(crate) fn tls_len(plain: u64) -> u64 {
     let recs = plain.div_ceil(16_384).max(1);
     framed_len(plain + 17 * recs, TLS_MAX_REC, 5)
+}
+
+/// Site popularity weights (Zipf over [`SITES`] sites).
+pub(crate) fn zipf_weights() -> Vec<f64> {
+    (1..=SITES).map(|k| 1.0 / k as f64).collect()
+}
+
+/// The third-party hosts a site's pages embed (fixed per site).
+pub(crate) fn third_parties(main: &str) -> Vec<&'static str> {
+    let h = fnv(main.as_bytes());
+    let n_third = (h % 4) as usize;
+    (0..n_third)
+        .map(|i| THIRD[((h >> (8 + 3 * i)) % 8) as usize])
+        .collect()
+}
+
+/// Path of a site's base document.
+pub(crate) fn base_path(rng: &mut dist::Rng, site: u64) -> String {
+    format!("/{}/{:x}.html", PREFIX[(site % 8) as usize], rng.next_u32())
+}
+
+/// Number of embedded objects of a page (3GPP2 truncated Pareto − k).
+pub(crate) fn objects_per_page(rng: &mut dist::Rng, p: &WebParams) -> usize {
+    (dist::pareto_trunc(rng, p.objs_k, p.objs_alpha, 1e9).min(p.objs_max) - p.objs_k)
+        .floor()
+        .max(0.0) as usize
+}
+
+/// One embedded object: the host serving it (60 % the site itself, else
+/// one of its third parties), content type, path and size.
+pub(crate) fn embedded_object(
+    rng: &mut dist::Rng,
+    p: &WebParams,
+    main: &str,
+    thirds: &[&str],
+) -> (String, &'static str, String, u64) {
+    let host = if thirds.is_empty() || dist::chance(rng, 0.6) {
+        main.to_string()
+    } else {
+        thirds[dist::range(rng, 0, thirds.len() as u64) as usize].to_string()
+    };
+    let (ctype, ext) = match dist::weighted(rng, &[0.15, 0.25, 0.45, 0.05, 0.10]) {
+        0 => ("text/css", "css"),
+        1 => ("application/javascript", "js"),
+        2 => ("image/webp", "webp"),
+        3 => ("font/woff2", "woff2"),
+        _ => ("application/octet-stream", "bin"),
+    };
+    let size = object_size(rng, p);
+    let path = format!("/assets/{:08x}.{ext}", rng.next_u32());
+    (host, ctype, path, size)
+}
+
+/// The `Accept` header a browser sends for a resource of `ctype`.
+pub(crate) fn accept_for(ctype: &str) -> &'static str {
+    if ctype == "text/html" {
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    } else {
+        "*/*"
+    }
+}
+
+/// Filler kind of a plaintext response body.
+pub(crate) fn body_fill(ctype: &str) -> FillKind {
+    if ctype.starts_with("text/") || ctype.contains("javascript") {
+        FillKind::Text
+    } else {
+        FillKind::Random
+    }
 }
 
 pub(crate) fn object_size(rng: &mut dist::Rng, p: &WebParams) -> u64 {
@@ -50,7 +117,7 @@ pub(crate) fn object_size(rng: &mut dist::Rng, p: &WebParams) -> u64 {
     (x.round() as u64).max(1)
 }
 
-fn main_size(rng: &mut dist::Rng, p: &WebParams) -> u64 {
+pub(crate) fn main_size(rng: &mut dist::Rng, p: &WebParams) -> u64 {
     loop {
         let x = dist::lognormal(rng, p.main_mu, p.main_sigma);
         if x >= p.main_min && x <= p.main_max {
@@ -88,7 +155,7 @@ impl Web {
             pages_left: pages,
             t,
             last: t,
-            zipf: (1..=SITES).map(|k| 1.0 / k as f64).collect(),
+            zipf: zipf_weights(),
         }
     }
 
@@ -103,10 +170,7 @@ impl Web {
         if tls {
             let ch = tls_client_hello(&mut u.rng, host, &["h2", "http/1.1"]);
             let a = conn.send(&mut u.out, C, t, Msg::bytes(ch.clone()));
-            let sh = tls_server_hello(&mut u.rng, &ch);
-            // EncryptedExtensions, Certificate, CertificateVerify, Finished.
-            let enc = dist::range(&mut u.rng, 2500, 5000);
-            let flight = Msg::with_fill(sh, FillKind::Tls, framed_len(enc, TLS_MAX_REC, 5));
+            let flight = super::tls_server_flight(&mut u.rng, &ch);
             let b = conn.send(&mut u.out, S, a.delivered + 300_000, flight);
             t = b.delivered;
         }
@@ -121,35 +185,22 @@ impl Web {
 
     /// GET `path` on `pc`; returns completion time.
     fn fetch(u: &mut UserCtx, pc: &mut PageConn, path: &str, ctype: &str, size: u64) -> u64 {
-        let accept = if ctype == "text/html" {
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-        } else {
-            "*/*"
-        };
-        let req = http_request(path, &pc.host, accept);
+        let req = http_request(path, &pc.host, accept_for(ctype));
         let think = ns(0.002 + dist::exp(&mut u.rng, 0.008));
         let t_resp = pc.t; // placeholder for the Date header (capture-time order)
         let head = http_response_head(t_resp, ctype, size);
-        let textual = ctype.starts_with("text/") || ctype.contains("javascript");
         let (req_msg, resp_msg) = if pc.tls {
-            let mut r = Vec::new();
-            if pc.fin_pending {
-                r.extend_from_slice(&tls_client_finished(&mut u.rng));
-                pc.fin_pending = false;
-            }
-            r.extend_from_slice(&tls_app_record(req.len(), u.rng.next_u64()));
+            let r = super::tls_request(&mut u.rng, &req, &mut pc.fin_pending);
             let plain = head.len() as u64 + size;
             (
                 Msg::bytes(r),
                 Msg::with_fill(Vec::new(), FillKind::Tls, tls_len(plain)),
             )
         } else {
-            let kind = if textual {
-                FillKind::Text
-            } else {
-                FillKind::Random
-            };
-            (Msg::bytes(req), Msg::with_fill(head, kind, size))
+            (
+                Msg::bytes(req),
+                Msg::with_fill(head, body_fill(ctype), size),
+            )
         };
         let done = pc.conn.exchange(&mut u.out, pc.t, req_msg, think, resp_msg);
         pc.t = done + ns(dist::exp(&mut u.rng, 0.002));
@@ -161,45 +212,21 @@ impl Web {
         let link = env.cfg.link_rate_bps;
         let site = dist::weighted(&mut u.rng, &self.zipf) as u64;
         let main = site_host(site);
-        let h = fnv(main.as_bytes());
-        let n_third = (h % 4) as usize;
-        let thirds: Vec<&str> = (0..n_third)
-            .map(|i| THIRD[((h >> (8 + 3 * i)) % 8) as usize])
-            .collect();
+        let thirds = third_parties(&main);
 
         let mut conns: Vec<PageConn> = Vec::new();
         let mut first = self.open(u, env, &main, self.t, link);
         let size = main_size(&mut u.rng, &p);
-        let path = format!(
-            "/{}/{:x}.html",
-            PREFIX[(site % 8) as usize],
-            u.rng.next_u32()
-        );
+        let path = base_path(&mut u.rng, site);
         let base_done = Self::fetch(u, &mut first, &path, "text/html", size);
         let mut pc0 = Some(first);
 
         // Embedded objects.
-        let n = (dist::pareto_trunc(&mut u.rng, p.objs_k, p.objs_alpha, 1e9).min(p.objs_max)
-            - p.objs_k)
-            .floor()
-            .max(0.0) as usize;
+        let n = objects_per_page(&mut u.rng, &p);
         let t_parse = base_done + ns(dist::exp(&mut u.rng, p.parse_mean_s));
         let mut by_host: Vec<(String, Vec<Object>)> = vec![(main.clone(), Vec::new())];
         for _ in 0..n {
-            let host = if thirds.is_empty() || dist::chance(&mut u.rng, 0.6) {
-                main.clone()
-            } else {
-                thirds[dist::range(&mut u.rng, 0, thirds.len() as u64) as usize].to_string()
-            };
-            let (ctype, ext) = match dist::weighted(&mut u.rng, &[0.15, 0.25, 0.45, 0.05, 0.10]) {
-                0 => ("text/css", "css"),
-                1 => ("application/javascript", "js"),
-                2 => ("image/webp", "webp"),
-                3 => ("font/woff2", "woff2"),
-                _ => ("application/octet-stream", "bin"),
-            };
-            let size = object_size(&mut u.rng, &p);
-            let path = format!("/assets/{:08x}.{ext}", u.rng.next_u32());
+            let (host, ctype, path, size) = embedded_object(&mut u.rng, &p, &main, &thirds);
             match by_host.iter_mut().find(|(hh, _)| *hh == host) {
                 Some((_, v)) => v.push((path, ctype, size)),
                 None => by_host.push((host, vec![(path, ctype, size)])),
