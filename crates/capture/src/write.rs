@@ -43,6 +43,8 @@ pub struct CaptureWriter<W: Write> {
     interfaces: Vec<LinkType>,
     started: bool,
     written: u64,
+    /// Bytes handed to `out` (headers included): the file's size once flushed.
+    bytes: u64,
 }
 
 impl<W: Write> CaptureWriter<W> {
@@ -54,6 +56,7 @@ impl<W: Write> CaptureWriter<W> {
             interfaces: Vec::new(),
             started: false,
             written: 0,
+            bytes: 0,
         }
     }
 
@@ -76,6 +79,12 @@ impl<W: Write> CaptureWriter<W> {
     /// Number of frames written so far.
     pub fn frames_written(&self) -> u64 {
         self.written
+    }
+
+    /// Bytes written so far, file headers included (what the file will
+    /// measure once flushed): the basis of size-based rotation.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
     }
 
     pub fn write_frame(
@@ -116,6 +125,7 @@ impl<W: Write> CaptureWriter<W> {
         r[12..16].copy_from_slice(&wire_len.max(caplen as u32).to_le_bytes());
         self.out.write_all(&r)?;
         self.out.write_all(&data[..caplen])?;
+        self.bytes += 16 + caplen as u64;
         Ok(())
     }
 
@@ -148,6 +158,7 @@ impl<W: Write> CaptureWriter<W> {
         self.out.write_all(&data[..caplen])?;
         self.out.write_all(&[0u8; 3][..padded - caplen])?;
         self.out.write_all(&total.to_le_bytes())?;
+        self.bytes += total as u64;
         Ok(())
     }
 
@@ -159,6 +170,7 @@ impl<W: Write> CaptureWriter<W> {
         h[16..20].copy_from_slice(&self.snaplen.to_le_bytes());
         h[20..24].copy_from_slice(&linktype.0.to_le_bytes());
         self.out.write_all(&h)?;
+        self.bytes += 24;
         self.interfaces.push(linktype);
         self.started = true;
         Ok(())
@@ -176,6 +188,7 @@ impl<W: Write> CaptureWriter<W> {
             shb.extend_from_slice(&(-1i64).to_le_bytes());
             shb.extend_from_slice(&28u32.to_le_bytes());
             self.out.write_all(&shb)?;
+            self.bytes += 28;
             self.started = true;
         }
         Ok(())
@@ -195,6 +208,7 @@ impl<W: Write> CaptureWriter<W> {
         idb.extend_from_slice(&0u32.to_le_bytes());
         idb.extend_from_slice(&32u32.to_le_bytes());
         self.out.write_all(&idb)?;
+        self.bytes += 32;
         self.interfaces.push(linktype);
         Ok(self.interfaces.len() - 1)
     }

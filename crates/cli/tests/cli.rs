@@ -153,3 +153,189 @@ fn arrow_export_holds_the_same_flows_as_csv() {
     assert_eq!(n, rows.len());
     assert!(n > 0);
 }
+
+/// (capture time in ns, frame length, captured length) of every frame, as
+/// tshark reads them: the oracle for what rotated files hold.
+fn tshark_frames(path: &std::path::Path) -> Vec<(u64, u32, u32)> {
+    require_tool("tshark", "tshark");
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.cap_len",
+        ])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark -r {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let (s, frac) = f[0].split_once('.').unwrap_or((f[0], "0"));
+            let ns: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
+            (
+                s.parse::<u64>().unwrap() * 1_000_000_000 + ns,
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Files written by a rotating capture into `dir` with base name `base`, in
+/// the order they were written (by first frame time).
+fn rotated_files(
+    dir: &std::path::Path,
+    base: &str,
+) -> Vec<(std::path::PathBuf, Vec<(u64, u32, u32)>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(base))
+        .map(|p| {
+            let frames = tshark_frames(&p);
+            (p, frames)
+        })
+        .collect();
+    files.sort_by_key(|(_, f)| f.first().map(|x| x.0));
+    files
+}
+
+#[test]
+fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rotate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = data_dir().join("pcap-apps/ndpi/video/1kxun.pcap");
+    let all = tshark_frames(&src);
+
+    // By size: -C 0.5 (500,000 bytes), like tcpdump -C.
+    let base = dir.join("size.pcap");
+    let out = run(&[
+        "capture",
+        "-r",
+        src.to_str().unwrap(),
+        "-w",
+        base.to_str().unwrap(),
+        "-C",
+        "0.5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = rotated_files(&dir, "size.pcap");
+    assert!(
+        files.len() >= 5,
+        "2.5 MB at 0.5 MB a file gives at least 5 files, got {}",
+        files.len()
+    );
+    let joined: Vec<_> = files.iter().flat_map(|(_, f)| f.clone()).collect();
+    assert_eq!(joined, all, "the files together hold every frame, in order");
+    for (i, (p, frames)) in files.iter().enumerate() {
+        let size = std::fs::metadata(p).unwrap().len();
+        let last = frames.last().unwrap();
+        if i + 1 < files.len() {
+            // A file is cut at the first frame that finds it over the limit.
+            assert!(
+                size >= 500_000,
+                "{}: {size} bytes, under the limit",
+                p.display()
+            );
+            assert!(
+                size - 16 - (last.2 as u64) < 500_000,
+                "{}: {size} bytes, should have been cut one frame earlier",
+                p.display()
+            );
+        }
+    }
+
+    // By capture time: -G 0.25 on a 1.5 s capture.
+    let src = data_dir().join("pcap-apps/ndpi/web/chrome.pcap");
+    let all = tshark_frames(&src);
+    let base = dir.join("time.pcapng");
+    let out = run(&[
+        "capture",
+        "-r",
+        src.to_str().unwrap(),
+        "-w",
+        base.to_str().unwrap(),
+        "-G",
+        "0.25",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = rotated_files(&dir, "time.pcapng");
+    // The documented rule, applied to tshark's timestamps: a frame 0.25 s or
+    // more after the first frame of the current file opens a new file.
+    let mut expected: Vec<Vec<(u64, u32, u32)>> = Vec::new();
+    for &f in &all {
+        match expected.last_mut() {
+            Some(cur) if f.0 < cur[0].0 + 250_000_000 => cur.push(f),
+            _ => expected.push(vec![f]),
+        }
+    }
+    assert!(expected.len() >= 3, "the capture spans several periods");
+    let got: Vec<Vec<(u64, u32, u32)>> = files.into_iter().map(|(_, f)| f).collect();
+    assert_eq!(got, expected, "files split at 0.25 s of capture time");
+
+    // Ring of 3 files: only the last three remain and hold the tail, in order.
+    let src = data_dir().join("pcap-apps/ndpi/video/1kxun.pcap");
+    let all = tshark_frames(&src);
+    let base = dir.join("ring.pcap");
+    let out = run(&[
+        "capture",
+        "-r",
+        src.to_str().unwrap(),
+        "-w",
+        base.to_str().unwrap(),
+        "-C",
+        "0.5",
+        "-W",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = rotated_files(&dir, "ring.pcap");
+    assert_eq!(files.len(), 3);
+    let joined: Vec<_> = files.iter().flat_map(|(_, f)| f.clone()).collect();
+    assert_eq!(
+        joined[..],
+        all[all.len() - joined.len()..],
+        "the ring holds the newest frames"
+    );
+
+    // Usage errors (exit 2): a ring without rotation, rotation to stdout.
+    let out = run(&[
+        "capture",
+        "-r",
+        src.to_str().unwrap(),
+        "-w",
+        base.to_str().unwrap(),
+        "-W",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["capture", "-r", src.to_str().unwrap(), "-w", "-", "-C", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+}

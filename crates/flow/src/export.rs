@@ -139,13 +139,7 @@ fn flags(f: &DirStats, g: &DirStats, bit: usize) -> u32 {
 pub fn write_csv_row(out: &mut impl Write, r: &FlowRecord, line: &mut String) -> io::Result<()> {
     line.clear();
     let s = line;
-    let _ = write!(
-        s,
-        "{},{},{},",
-        r.id,
-        Utc(r.start_ns),
-        Utc(r.end_ns),
-    );
+    let _ = write!(s, "{},{},{},", r.id, Utc(r.start_ns), Utc(r.end_ns),);
     fixed(s, r.duration_s(), 6);
     let _ = write!(
         s,
@@ -236,8 +230,20 @@ mod tests {
     #[test]
     fn fixed_handles_ties_and_extremes_like_std() {
         for x in [
-            0.0, 0.5, 1.5, 2.5, 0.0005, 0.0015, 1234.5625, 2.675, 1e13, 1e300, -0.25, -3.5,
-            f64::NAN, f64::INFINITY,
+            0.0,
+            0.5,
+            1.5,
+            2.5,
+            0.0005,
+            0.0015,
+            1234.5625,
+            2.675,
+            1e13,
+            1e300,
+            -0.25,
+            -3.5,
+            f64::NAN,
+            f64::INFINITY,
         ] {
             for d in [0u32, 3, 6] {
                 let mut s = String::new();
