@@ -17,6 +17,7 @@ pub(crate) fn network<'a>(ethertype: u16, data: &'a [u8], pkt: &mut Packet<'a>, 
     }
 }
 
+#[inline]
 fn ipv4<'a>(data: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
     pkt.network = Network::Ipv4;
     if data.len() < 20 {
@@ -79,6 +80,7 @@ fn ipv4<'a>(data: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
     transport(protocol, seg, claimed, pkt, depth);
 }
 
+#[inline]
 fn ipv6<'a>(data: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
     pkt.network = Network::Ipv6;
     if data.len() < 40 {
@@ -253,7 +255,12 @@ fn transport<'a>(protocol: u8, seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>
             let cap_end = (len as usize).min(seg.len());
             pkt.payload = &seg[8.min(cap_end)..cap_end];
             pkt.payload_len = len.saturating_sub(8);
-            if depth < MAX_TUNNEL_DEPTH && pkt.malformed.is_none() {
+            // Only the tunnel ports leave the hot path.
+            let tunnel_port = |p: u16| matches!(p, 4789 | 6081 | 2152 | 3544);
+            if (tunnel_port(dport) || sport == 2152 || sport == 3544)
+                && depth < MAX_TUNNEL_DEPTH
+                && pkt.malformed.is_none()
+            {
                 udp_tunnel(sport, dport, pkt, depth);
             }
         }
@@ -337,6 +344,7 @@ fn transport<'a>(protocol: u8, seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>
     }
 }
 
+#[inline(never)]
 fn gre<'a>(seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>, depth: u8) {
     pkt.transport = Transport::Other;
     pkt.payload = seg;
@@ -420,6 +428,8 @@ fn gre<'a>(seg: &'a [u8], claimed: u32, pkt: &mut Packet<'a>, depth: u8) {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn udp_tunnel<'a>(sport: u16, dport: u16, pkt: &mut Packet<'a>, depth: u8) {
     let p = pkt.payload;
     if dport == 4789 && p.len() >= 8 + 14 && p[0] & 0x08 != 0 {
