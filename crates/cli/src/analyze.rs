@@ -160,48 +160,102 @@ fn window_text(series: &str, end_s: f64, e: &WindowEstimate) -> String {
 }
 
 /// Series are binned per key; all share the origin of the first packet.
+/// Group and key names are static strings, so the per-packet lookup is a
+/// short scan comparing pointers: no allocation and no string compare per
+/// packet (a string-keyed map cost more than the rest of the loop).
 struct Keyed {
     width_ns: u64,
     origin: Option<u64>,
-    binners: BTreeMap<String, Binner>,
-    shares: BTreeMap<String, BTreeMap<String, Share>>,
+    /// In first-seen order; "total:all" is the first.
+    series: Vec<KeyedSeries>,
     error: Option<String>,
 }
 
+struct KeyedSeries {
+    group: &'static str,
+    key: &'static str,
+    binner: Binner,
+    share: Share,
+}
+
+impl KeyedSeries {
+    fn name(&self) -> String {
+        format!("{}:{}", self.group, self.key)
+    }
+}
+
 impl Keyed {
-    fn push(&mut self, group: &str, key: &str, ts: u64, bytes: u32) {
-        let origin = *self.origin.get_or_insert(ts);
-        let name = format!("{group}:{key}");
-        let width = self.width_ns;
-        let b = self
-            .binners
-            .entry(name.clone())
-            .or_insert_with(|| Binner::new(width).with_origin_ns(origin));
-        if let Err(e) = b.push_ns(ts.max(origin), bytes as u64) {
-            self.error
-                .get_or_insert_with(|| format!("series {name}: {e}"));
+    fn new(width_ns: u64) -> Self {
+        Keyed {
+            width_ns,
+            origin: None,
+            series: Vec::new(),
+            error: None,
         }
-        let s = self
-            .shares
-            .entry(group.to_string())
-            .or_default()
-            .entry(key.to_string())
-            .or_default();
-        s.packets += 1;
-        s.bytes += bytes as u64;
+    }
+
+    fn push(&mut self, group: &'static str, key: &'static str, ts: u64, bytes: u32) {
+        let origin = *self.origin.get_or_insert(ts);
+        let found = self
+            .series
+            .iter()
+            .position(|s| std::ptr::eq(s.group, group) && std::ptr::eq(s.key, key))
+            // The same name from another static location: same series.
+            .or_else(|| {
+                self.series
+                    .iter()
+                    .position(|s| s.group == group && s.key == key)
+            });
+        let i = found.unwrap_or_else(|| {
+            self.series.push(KeyedSeries {
+                group,
+                key,
+                binner: Binner::new(self.width_ns).with_origin_ns(origin),
+                share: Share::default(),
+            });
+            self.series.len() - 1
+        });
+        let s = &mut self.series[i];
+        if let Err(e) = s.binner.push_ns(ts.max(origin), bytes as u64) {
+            if self.error.is_none() {
+                self.error = Some(format!("series {}: {e}", s.name()));
+            }
+        }
+        s.share.packets += 1;
+        s.share.bytes += bytes as u64;
     }
 
     /// Wall clock of a live capture: closes bins that ended more than
     /// [`LIVE_CLOSE_SLACK_NS`] ago. A clock far off the packets' is ignored.
     fn advance(&mut self, now_ns: u64) {
-        for b in self.binners.values_mut() {
-            let _ = b.advance_ns(now_ns.saturating_sub(LIVE_CLOSE_SLACK_NS));
+        for s in &mut self.series {
+            let _ = s
+                .binner
+                .advance_ns(now_ns.saturating_sub(LIVE_CLOSE_SLACK_NS));
         }
     }
 
     /// The total series' closed bins so far.
     fn total_closed(&self) -> &[f64] {
-        self.binners.get("total:all").map_or(&[], |b| b.closed().0)
+        self.series
+            .first()
+            .filter(|s| s.group == "total")
+            .map_or(&[], |s| s.binner.closed().0)
+    }
+
+    /// Shares of packets and bytes per group and key.
+    fn shares(&self) -> BTreeMap<String, BTreeMap<String, Share>> {
+        let mut m: BTreeMap<String, BTreeMap<String, Share>> = BTreeMap::new();
+        for s in &self.series {
+            let e = m
+                .entry(s.group.to_string())
+                .or_default()
+                .entry(s.key.to_string())
+                .or_default();
+            e.packets += s.share.packets;
+            e.bytes += s.share.bytes;
+        }
+        m
     }
 }
 
@@ -252,13 +306,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
             let mut input = Input::open(&args.input)?;
             let local = args.input.local_net.clone().unwrap_or_default();
             let mut table = flow::FlowTable::new(flow::FlowConfig::default());
-            let mut k = Keyed {
-                width_ns: args.bin,
-                origin: None,
-                binners: BTreeMap::new(),
-                shares: BTreeMap::new(),
-                error: None,
-            };
+            let mut k = Keyed::new(args.bin);
             let result = input.for_each(|ev| {
                 let f = match ev {
                     Event::Frame(f) => f,
@@ -270,7 +318,8 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
                         return Ok(());
                     }
                 };
-                let pkt = decode::decode(f.linktype, f.data);
+                let mut pkt = decode::Packet::new(f.linktype);
+                decode::decode_into(f.linktype, f.data, &mut pkt);
                 let ts = f.ts_ns;
                 let len = f.wire_len;
                 k.push("total", "all", ts, len);
@@ -310,8 +359,10 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
             let mut list = Vec::new();
             let mut len = 0;
             let mut finished: Vec<(String, Vec<f64>)> = Vec::new();
-            for (name, b) in k.binners {
-                let s = b.finish();
+            let shares = k.shares();
+            for ks in k.series {
+                let name = ks.name();
+                let s = ks.binner.finish();
                 if s.out_of_order > 0 {
                     warnings.push(format!(
                         "{name}: {} out-of-order packets ({} too late to bin)",
@@ -336,7 +387,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
                 .clone()
                 .or_else(|| args.input.interface.clone())
                 .unwrap_or_default();
-            (source, list, k.shares)
+            (source, list, shares)
         }
     };
 
