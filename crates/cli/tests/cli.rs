@@ -154,9 +154,12 @@ fn arrow_export_holds_the_same_flows_as_csv() {
     assert!(n > 0);
 }
 
-/// (capture time in ns, frame length, captured length) of every frame, as
-/// tshark reads them: the oracle for what rotated files hold.
-fn tshark_frames(path: &std::path::Path) -> Vec<(u64, u32, u32)> {
+/// (capture time in ns, frame length, captured length) of one frame.
+type FrameRow = (u64, u32, u32);
+
+/// Every frame of a capture as tshark reads it: the oracle for what rotated
+/// files hold.
+fn tshark_frames(path: &std::path::Path) -> Vec<FrameRow> {
     require_tool("tshark", "tshark");
     let out = Command::new("tshark")
         .arg("-r")
@@ -197,10 +200,7 @@ fn tshark_frames(path: &std::path::Path) -> Vec<(u64, u32, u32)> {
 
 /// Files written by a rotating capture into `dir` with base name `base`, in
 /// the order they were written (by first frame time).
-fn rotated_files(
-    dir: &std::path::Path,
-    base: &str,
-) -> Vec<(std::path::PathBuf, Vec<(u64, u32, u32)>)> {
+fn rotated_files(dir: &std::path::Path, base: &str) -> Vec<(std::path::PathBuf, Vec<FrameRow>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -285,7 +285,7 @@ fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
     let files = rotated_files(&dir, "time.pcapng");
     // The documented rule, applied to tshark's timestamps: a frame 0.25 s or
     // more after the first frame of the current file opens a new file.
-    let mut expected: Vec<Vec<(u64, u32, u32)>> = Vec::new();
+    let mut expected: Vec<Vec<FrameRow>> = Vec::new();
     for &f in &all {
         match expected.last_mut() {
             Some(cur) if f.0 < cur[0].0 + 250_000_000 => cur.push(f),
@@ -293,7 +293,7 @@ fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
         }
     }
     assert!(expected.len() >= 3, "the capture spans several periods");
-    let got: Vec<Vec<(u64, u32, u32)>> = files.into_iter().map(|(_, f)| f).collect();
+    let got: Vec<Vec<FrameRow>> = files.into_iter().map(|(_, f)| f).collect();
     assert_eq!(got, expected, "files split at 0.25 s of capture time");
 
     // Ring of 3 files: only the last three remain and hold the tail, in order.
