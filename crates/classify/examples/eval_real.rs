@@ -1,7 +1,8 @@
 //! Benchmark on the real labelled captures, held out by capture file.
 //!
 //! cargo run -p classify --release --example eval_real -- \
-//!     [--data DIR] [--labels CSV] [--folds K] [--seeds N] [--export CSV]
+//!     [--data DIR] [--labels CSV] [--folds K] [--seeds N] [--export CSV] [--no-bench]
+//!     [--train-prefix] [--group-weight]
 //!
 //! Builds the dataset (whole flows plus 8-packet prefixes for early
 //! classification) from every capture under DIR with labels.csv, runs
@@ -67,6 +68,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rf_trees: usize = arg(&args, "--rf-trees", "50").parse()?;
     let rf_depth: usize = arg(&args, "--rf-depth", "14").parse()?;
     let group_weight = args.iter().any(|a| a == "--group-weight");
+    // Benchmark models also learn the prefix rows of the training flows.
+    let train_prefix = args.iter().any(|a| a == "--train-prefix");
 
     let files = captures(&data);
     let labels = Labels::from_csv(&labels_path)?;
@@ -133,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .train
                 .iter()
                 .copied()
-                .filter(|&i| ds.prefix[i] == 0)
+                .filter(|&i| train_prefix || ds.prefix[i] == 0)
                 .collect();
             let (xtr, ytr) = ds.subset(&whole_train);
             let test: Vec<usize> = split
@@ -150,11 +153,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if group_weight {
                 // Each capture counts about equally: 1/sqrt(rows of its group), renormalised per class.
                 let mut size: std::collections::HashMap<&str, f32> = Default::default();
-                for &i in &split.train {
+                for &i in &whole_train {
                     *size.entry(ds.groups[i].as_str()).or_default() += 1.0;
                 }
                 let mut cls = vec![(0f32, 0f32); k];
-                for (j, &i) in split.train.iter().enumerate() {
+                for (j, &i) in whole_train.iter().enumerate() {
                     let g = 1.0 / size[ds.groups[i].as_str()].sqrt();
                     cls[ytr[j]].0 += w[j];
                     w[j] *= g;
@@ -257,7 +260,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stream_flows.1,
         stream_flows.0,
     );
-    inference_rate(&ds)?;
+    if !args.iter().any(|a| a == "--no-bench") {
+        inference_rate(&ds)?;
+    }
 
     if !export.is_empty() {
         write_export(&export, &ds, &fold_of)?;

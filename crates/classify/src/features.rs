@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use flow::FlowRecord;
 
 /// Bump whenever a feature is added, removed, reordered or changes meaning.
-pub const FEATURE_SCHEMA_VERSION: u32 = 1;
+/// 2: 256 buckets of hashed application tokens (version 1 had 64).
+pub const FEATURE_SCHEMA_VERSION: u32 = 2;
 
 /// Signed sizes / IATs of this many first packets are features.
 pub const FIRST_N: usize = 16;
 /// Buckets of hashed application tokens.
-pub const TOKEN_BUCKETS: usize = 64;
+pub const TOKEN_BUCKETS: usize = 256;
 
 const DETECTED: [&str; 8] = ["tls", "http", "dns", "quic", "ssh", "rtp", "rtcp", "sip"];
 const FLAG_NAMES: [&str; 8] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];

@@ -10,11 +10,14 @@
 //!   this crate (no ML dependency) and are deterministic for a seed.
 //! * [`metrics`]: accuracy, macro-F1, per-class scores, confusion matrix and a
 //!   benchmark [`Report`].
+//! * [`flat`]: tree ensembles flattened into one node array for fast
+//!   inference (what model files store since format version 2).
 //! * [`model_file`]: versioned JSON model files.
 //! * [`streaming`]: early / per-packet classification and rolling accuracy.
 
 pub mod dataset;
 pub mod features;
+pub mod flat;
 pub mod labels;
 pub mod metrics;
 pub mod model_file;
@@ -22,7 +25,7 @@ pub mod models;
 pub mod partial;
 pub mod rng;
 pub mod streaming;
-mod tree;
+pub mod tree;
 
 pub use dataset::{Dataset, DatasetBuilder, DatasetOptions, Split};
 pub use features::{

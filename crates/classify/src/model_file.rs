@@ -4,11 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::features::{flow_feature_names, packet_feature_names, FEATURE_SCHEMA_VERSION};
+use crate::flat::TreeEnsemble;
 use crate::models::{Classifier, Model};
+use crate::tree::Tree;
 use crate::{ClassifyError, Result};
 
-/// Version of the file layout.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// Version of the file layout. 2: tree ensembles stored flattened
+/// ([`crate::flat::TreeEnsemble`]); version 1 files (one object per tree
+/// node) are converted when loaded.
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 const FORMAT: &str = "trafficscope-classify-model";
 
 /// How a model was trained.
@@ -75,13 +79,17 @@ impl ModelFile {
                 "not a {FORMAT} file (format {fmt:?})"
             )));
         }
-        let num = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-        let fv = num("format_version");
-        if fv != MODEL_FORMAT_VERSION as u64 {
+        let mut v = v;
+        let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let fv = num(&v, "format_version");
+        if fv == 1 {
+            upgrade_v1(&mut v)?;
+        } else if fv != MODEL_FORMAT_VERSION as u64 {
             return Err(ClassifyError::ModelFile(format!(
-                "model file format version {fv}, this build reads version {MODEL_FORMAT_VERSION}"
+                "model file format version {fv}, this build reads format version {MODEL_FORMAT_VERSION} (and converts version 1)"
             )));
         }
+        let num = |k: &str| num(&v, k);
         let sv = num("feature_schema_version");
         if sv != FEATURE_SCHEMA_VERSION as u64 {
             return Err(ClassifyError::ModelFile(format!(
@@ -111,6 +119,18 @@ impl ModelFile {
                 expected.get(first)
             )));
         }
+        let used = match &m.model {
+            Model::Forest(f) => f.ensemble().n_features(),
+            Model::Gbt(g) => g.ensemble().n_features(),
+            Model::Mlp(_) => 0,
+        };
+        if used > m.feature_names.len() {
+            return Err(ClassifyError::ModelFile(format!(
+                "the trees use feature {} of {}",
+                used - 1,
+                m.feature_names.len()
+            )));
+        }
         Ok(m)
     }
 
@@ -135,6 +155,31 @@ impl ModelFile {
     pub fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
         self.model.predict_proba(x)
     }
+}
+
+/// Format version 1 stored each tree as a list of node objects; version 2
+/// stores one flattened ensemble. Same trees, same predictions.
+fn upgrade_v1(v: &mut serde_json::Value) -> Result<()> {
+    let model = &mut v["model"];
+    let kind = model.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if kind == "forest" || kind == "gbt" {
+        let trees: Vec<Tree> = serde_json::from_value(model["trees"].take())?;
+        if trees
+            .iter()
+            .any(|t| Some(t.width) != trees.first().map(|f| f.width))
+        {
+            return Err(ClassifyError::ModelFile(
+                "version 1 trees of different leaf widths".into(),
+            ));
+        }
+        for (i, t) in trees.iter().enumerate() {
+            t.check()
+                .map_err(|e| ClassifyError::ModelFile(format!("tree {i}: {e}")))?;
+        }
+        model["trees"] = serde_json::to_value(TreeEnsemble::from_trees(&trees))?;
+    }
+    v["format_version"] = serde_json::json!(MODEL_FORMAT_VERSION);
+    Ok(())
 }
 
 #[cfg(test)]

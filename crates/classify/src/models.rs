@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::flat::{TreeEnsemble, BLOCK};
 use crate::rng::Rng;
-use crate::tree::{grow, Binned, Target, Tree, TreeParams};
+use crate::tree::{grow, Binned, Target, TreeParams};
 use crate::{ClassifyError, Result};
 
 /// A multiclass probabilistic classifier.
@@ -21,6 +22,11 @@ pub trait Classifier {
     ) -> Result<()>;
     /// Class probabilities of one row (sum 1).
     fn predict_proba(&self, x: &[f32]) -> Vec<f32>;
+    /// Class probabilities of one row into `out` (one per class), without
+    /// allocating where the model allows it.
+    fn predict_proba_into(&self, x: &[f32], out: &mut [f32]) {
+        out.copy_from_slice(&self.predict_proba(x));
+    }
     /// Most probable class.
     fn predict(&self, x: &[f32]) -> usize {
         argmax(&self.predict_proba(x))
@@ -80,6 +86,10 @@ pub struct RfParams {
     /// Features per split; 0 = sqrt(d).
     pub mtry: usize,
     pub seed: u64,
+    /// Threads growing trees, 0 = one per available core; the forest is
+    /// the same for any number (not stored in model files).
+    #[serde(skip)]
+    pub threads: usize,
 }
 
 impl Default for RfParams {
@@ -90,16 +100,19 @@ impl Default for RfParams {
             min_leaf: 1,
             mtry: 0,
             seed: 42,
+            threads: 0,
         }
     }
 }
 
 /// Random forest: bootstrap samples, random feature subsets, Gini splits.
+/// The trees are stored flattened ([`TreeEnsemble`]); leaves hold class
+/// frequencies, the prediction is their mean.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RandomForest {
     pub params: RfParams,
     pub n_classes: usize,
-    trees: Vec<Tree>,
+    trees: TreeEnsemble,
 }
 
 impl RandomForest {
@@ -107,8 +120,43 @@ impl RandomForest {
         RandomForest {
             params,
             n_classes: 0,
-            trees: vec![],
+            trees: TreeEnsemble::empty(1),
         }
+    }
+
+    /// The flattened trees.
+    pub fn ensemble(&self) -> &TreeEnsemble {
+        &self.trees
+    }
+
+    /// Summed leaf values of rows (one block at most), `k` per row.
+    fn accumulate_block(&self, rows: &[Vec<f32>], acc: &mut [f32]) {
+        let k = self.n_classes;
+        self.trees.for_each_leaf_block(rows, |_, r, v| {
+            for (s, x) in acc[r * k..(r + 1) * k].iter_mut().zip(v) {
+                *s += x;
+            }
+        });
+    }
+
+    /// Class probabilities of many rows, `n_classes` per row, in `out`.
+    pub fn predict_proba_batch(&self, x: &[Vec<f32>], out: &mut Vec<f32>) {
+        let k = self.n_classes;
+        out.clear();
+        out.resize(x.len() * k, 0.0);
+        for (block, acc) in x.chunks(BLOCK).zip(out.chunks_mut(BLOCK * k.max(1))) {
+            self.accumulate_block(block, acc);
+            for p in acc.chunks_mut(k.max(1)) {
+                normalize(p);
+            }
+        }
+    }
+}
+
+fn normalize(p: &mut [f32]) {
+    let s: f32 = p.iter().sum();
+    if s > 0.0 {
+        p.iter_mut().for_each(|v| *v /= s);
     }
 }
 
@@ -136,47 +184,92 @@ impl Classifier for RandomForest {
         };
         let mut rng = Rng::new(self.params.seed);
         self.n_classes = k;
-        self.trees.clear();
         let n = y.len();
-        for _ in 0..self.params.n_trees {
-            let mut r = rng.fork();
+        // One generator per tree, drawn in order: the trees do not depend on
+        // how many threads grow them.
+        let forks: Vec<Rng> = (0..self.params.n_trees).map(|_| rng.fork()).collect();
+        let grow_one = |mut r: Rng| {
             let mut idx: Vec<u32> = (0..n).map(|_| r.below(n) as u32).collect();
             let target = Target::Class { y, w, k };
-            self.trees.push(grow(&data, &target, &mut idx, &tp, &mut r));
+            grow(&data, &target, &mut idx, &tp, &mut r)
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let threads = match self.params.threads {
+            0 => cores,
+            t => t,
         }
+        .min(forks.len());
+        let trees: Vec<_> = if threads <= 1 {
+            forks.into_iter().map(grow_one).collect()
+        } else {
+            let mut slots: Vec<Option<crate::tree::Tree>> = vec![None; forks.len()];
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let mine: Vec<(usize, Rng)> = forks
+                            .iter()
+                            .cloned()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .collect();
+                        let grow_one = &grow_one;
+                        sc.spawn(move || {
+                            mine.into_iter()
+                                .map(|(i, r)| (i, grow_one(r)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    for (i, t) in h.join().expect("tree thread") {
+                        slots[i] = Some(t);
+                    }
+                }
+            });
+            slots
+                .into_iter()
+                .map(|t| t.expect("every tree grown"))
+                .collect()
+        };
+        self.trees = TreeEnsemble::from_trees(&trees);
         Ok(())
     }
 
     fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
         let mut p = vec![0f32; self.n_classes];
-        for t in &self.trees {
-            for (a, b) in p.iter_mut().zip(t.leaf(x)) {
-                *a += b;
-            }
-        }
-        let s: f32 = p.iter().sum();
-        if s > 0.0 {
-            p.iter_mut().for_each(|v| *v /= s);
-        }
+        self.predict_proba_into(x, &mut p);
         p
     }
 
-    fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
-        let k = self.n_classes;
-        let mut acc = vec![0f32; x.len() * k];
-        // Blocks of rows keep both the tree and the accumulators in cache.
-        for (bi, block) in x.chunks(256).enumerate() {
-            let base = bi * 256 * k;
-            for t in &self.trees {
-                for (i, r) in block.iter().enumerate() {
-                    let a = &mut acc[base + i * k..base + (i + 1) * k];
-                    for (s, v) in a.iter_mut().zip(t.leaf(r)) {
-                        *s += v;
-                    }
-                }
+    fn predict_proba_into(&self, x: &[f32], p: &mut [f32]) {
+        p.iter_mut().for_each(|v| *v = 0.0);
+        self.trees.for_each_leaf(x, |_, v| {
+            for (a, b) in p.iter_mut().zip(v) {
+                *a += b;
             }
+        });
+        normalize(p);
+    }
+
+    fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
+        let k = self.n_classes.max(1);
+        let mut acc = [0f32; BLOCK * 16];
+        let mut out = Vec::with_capacity(x.len());
+        for block in x.chunks(BLOCK) {
+            if k > 16 {
+                let mut p = vec![];
+                self.predict_proba_batch(block, &mut p);
+                out.extend(p.chunks(k).map(argmax));
+                continue;
+            }
+            let acc = &mut acc[..block.len() * k];
+            acc.iter_mut().for_each(|v| *v = 0.0);
+            self.accumulate_block(block, acc);
+            // The argmax of the sums is that of the probabilities.
+            out.extend(acc.chunks(k).map(argmax));
         }
-        acc.chunks(k.max(1)).map(argmax).collect()
+        out
     }
 }
 
@@ -219,8 +312,8 @@ pub struct GradientBoosting {
     pub params: GbtParams,
     pub n_classes: usize,
     base: Vec<f32>,
-    /// rounds × classes, row-major.
-    trees: Vec<Tree>,
+    /// rounds × classes, row-major, flattened.
+    trees: TreeEnsemble,
 }
 
 impl GradientBoosting {
@@ -229,17 +322,27 @@ impl GradientBoosting {
             params,
             n_classes: 0,
             base: vec![],
-            trees: vec![],
+            trees: TreeEnsemble::empty(1),
         }
     }
 
-    fn raw(&self, x: &[f32]) -> Vec<f32> {
+    /// The flattened trees (tree `i` adds `learning_rate` × its leaf value
+    /// to class `i % n_classes`).
+    pub fn ensemble(&self) -> &TreeEnsemble {
+        &self.trees
+    }
+
+    /// Initial scores (log class priors), before the trees.
+    pub fn base(&self) -> &[f32] {
+        &self.base
+    }
+
+    /// Raw scores (before the softmax) into `f`.
+    fn raw_into(&self, x: &[f32], f: &mut [f32]) {
         let k = self.n_classes;
-        let mut f = self.base.clone();
-        for (i, t) in self.trees.iter().enumerate() {
-            f[i % k] += self.params.learning_rate * t.leaf(x)[0];
-        }
-        f
+        f.copy_from_slice(&self.base);
+        let lr = self.params.learning_rate;
+        self.trees.for_each_leaf(x, |i, v| f[i % k] += lr * v[0]);
     }
 }
 
@@ -276,7 +379,7 @@ impl Classifier for GradientBoosting {
         let ps: f32 = prior.iter().sum();
         self.base = prior.iter().map(|v| (v / ps).ln()).collect();
         self.n_classes = k;
-        self.trees.clear();
+        let mut trees = Vec::with_capacity(p.rounds * k);
         let mut f: Vec<f32> = (0..n).flat_map(|_| self.base.clone()).collect();
         let mtry = ((data.d as f32 * p.colsample).ceil() as usize).clamp(1, data.d);
         let tp = TreeParams {
@@ -316,16 +419,42 @@ impl Classifier for GradientBoosting {
                 for (i, row) in x.iter().enumerate() {
                     f[i * k + c] += p.learning_rate * t.leaf(row)[0];
                 }
-                self.trees.push(t);
+                trees.push(t);
             }
         }
+        self.trees = TreeEnsemble::from_trees(&trees);
         Ok(())
     }
 
     fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
-        let mut v = self.raw(x);
-        softmax(&mut v);
+        let mut v = vec![0f32; self.n_classes];
+        self.predict_proba_into(x, &mut v);
         v
+    }
+
+    fn predict_proba_into(&self, x: &[f32], out: &mut [f32]) {
+        self.raw_into(x, out);
+        softmax(out);
+    }
+
+    fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
+        let k = self.n_classes.max(1);
+        let lr = self.params.learning_rate;
+        let mut acc = vec![0f32; BLOCK * k];
+        let mut out = Vec::with_capacity(x.len());
+        for block in x.chunks(BLOCK) {
+            let acc = &mut acc[..block.len() * k];
+            for row in acc.chunks_mut(k) {
+                row.copy_from_slice(&self.base);
+            }
+            self.trees
+                .for_each_leaf_block(block, |t, r, v| acc[r * k + t % k] += lr * v[0]);
+            for row in acc.chunks_mut(k) {
+                softmax(row);
+                out.push(argmax(row));
+            }
+        }
+        out
     }
 }
 
@@ -642,6 +771,9 @@ impl Classifier for Model {
     fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
         self.inner().predict_proba(x)
     }
+    fn predict_proba_into(&self, x: &[f32], out: &mut [f32]) {
+        self.inner().predict_proba_into(x, out)
+    }
     fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
         self.inner().predict_batch(x)
     }
@@ -701,6 +833,25 @@ pub(crate) mod tests {
             assert_eq!(m.predict_batch(&xt), single, "{kind:?} batch = single");
             let p = m.predict_proba(&xt[0]);
             assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn forest_does_not_depend_on_the_number_of_threads() {
+        let (x, y) = blobs(500, 3);
+        let fit = |threads| {
+            let mut f = RandomForest::new(RfParams {
+                n_trees: 9,
+                threads,
+                ..Default::default()
+            });
+            f.fit(&x, &y, 4, None).unwrap();
+            f
+        };
+        let one = fit(1);
+        assert!(one.ensemble().n_trees() == 9 && one.ensemble().n_nodes() > 9);
+        for t in [2, 4, 0] {
+            assert!(fit(t).ensemble() == one.ensemble(), "{t} threads");
         }
     }
 

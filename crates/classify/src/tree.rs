@@ -100,6 +100,27 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Checks the layout [`grow`] writes (and flattening relies on):
+    /// children after their parent, the right one next to the left one,
+    /// leaf values present.
+    pub fn check(&self) -> Result<(), String> {
+        if self.nodes.is_empty() || self.width == 0 {
+            return Err("empty tree or leaf width 0".into());
+        }
+        let n = self.nodes.len();
+        for (i, nd) in self.nodes.iter().enumerate() {
+            let (l, r) = (nd.l as usize, nd.r as usize);
+            if nd.f == u32::MAX {
+                if (l + 1) * self.width > self.leaves.len() {
+                    return Err(format!("node {i}: leaf {l} beyond the values"));
+                }
+            } else if l <= i || r != l + 1 || r >= n || nd.f > i32::MAX as u32 {
+                return Err(format!("node {i}: children {l}, {r} of {n} nodes"));
+            }
+        }
+        Ok(())
+    }
+
     #[inline]
     pub fn leaf(&self, x: &[f32]) -> &[f32] {
         let mut i = 0usize;

@@ -102,3 +102,163 @@ fn dataset_train_save_load_and_stream() {
     assert!(!windows.is_empty());
     assert_eq!(windows.iter().map(|w| w.unlabelled).sum::<u64>(), packets);
 }
+
+/// Every labelled flow of the development captures (None without the data).
+fn real_dataset() -> Option<classify::Dataset> {
+    let labels = data().join("labelled/labels.csv");
+    if !labels.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "shared data not found at {}",
+            labels.display()
+        );
+        eprintln!("shared data absent, skipped");
+        return None;
+    }
+    let mut b = DatasetBuilder::new(
+        Labels::from_csv(labels.to_str().unwrap()).unwrap(),
+        DatasetOptions {
+            prefix_packets: vec![8],
+            ..Default::default()
+        },
+    );
+    let mut stack = vec![data().join("pcap-apps/ndpi")];
+    let mut files = vec![];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in &files {
+        b.add_capture(f.to_str().unwrap()).unwrap();
+    }
+    Some(b.finish().0)
+}
+
+/// The previous prediction code: one tree at a time, node by node
+/// (`Tree::leaf`), leaf values summed in tree order.
+fn tree_walk_forest(trees: &[classify::tree::Tree], k: usize, x: &[f32]) -> Vec<f32> {
+    let mut p = vec![0f32; k];
+    for t in trees {
+        for (a, b) in p.iter_mut().zip(t.leaf(x)) {
+            *a += b;
+        }
+    }
+    let s: f32 = p.iter().sum();
+    if s > 0.0 {
+        p.iter_mut().for_each(|v| *v /= s);
+    }
+    p
+}
+
+fn tree_walk_gbt(trees: &[classify::tree::Tree], base: &[f32], lr: f32, x: &[f32]) -> Vec<f32> {
+    let k = base.len();
+    let mut f = base.to_vec();
+    for (i, t) in trees.iter().enumerate() {
+        f[i % k] += lr * t.leaf(x)[0];
+    }
+    let m = f.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut s = 0.0;
+    for v in f.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    f.iter_mut().for_each(|v| *v /= s);
+    f
+}
+
+#[test]
+fn flattened_trees_predict_exactly_like_the_tree_walk_on_real_flows() {
+    use classify::{GbtParams, GradientBoosting, RandomForest, RfParams};
+    let Some(ds) = real_dataset() else { return };
+    let k = ds.class_names.len();
+    let split = ds.split_by_group(0.4, 2);
+    let (xtr, ytr) = ds.subset(&split.train);
+    let (xte, _) = ds.subset(&split.test);
+    assert!(xte.len() > 100, "{} held-out rows", xte.len());
+    // A few NaN, as a damaged feature vector could carry.
+    let mut xte = xte;
+    for (i, r) in xte.iter_mut().enumerate().step_by(37) {
+        let n = r.len();
+        r[i % n] = f32::NAN;
+    }
+    let w = class_weights(&ytr, k);
+
+    let mut rf = RandomForest::new(RfParams {
+        n_trees: 40,
+        seed: 5,
+        ..Default::default()
+    });
+    rf.fit(&xtr, &ytr, k, Some(&w)).unwrap();
+    let trees = rf.ensemble().to_trees();
+    assert_eq!(trees.len(), 40);
+    let mut batch_ref = vec![];
+    let mut into = vec![0f32; k];
+    for x in &xte {
+        let want = tree_walk_forest(&trees, k, x);
+        assert_eq!(rf.predict_proba(x), want, "forest probabilities");
+        rf.predict_proba_into(x, &mut into);
+        assert_eq!(into, want);
+        // The previous batch prediction took the argmax of the sums.
+        let mut sums = vec![0f32; k];
+        for t in &trees {
+            for (a, b) in sums.iter_mut().zip(t.leaf(x)) {
+                *a += b;
+            }
+        }
+        batch_ref.push(classify::models::argmax(&sums));
+    }
+    assert_eq!(rf.predict_batch(&xte), batch_ref, "forest batch");
+    let mut proba = vec![];
+    rf.predict_proba_batch(&xte, &mut proba);
+    for (x, p) in xte.iter().zip(proba.chunks(k)) {
+        assert_eq!(p, tree_walk_forest(&trees, k, x).as_slice());
+    }
+
+    let mut gbt = GradientBoosting::new(GbtParams {
+        rounds: 25,
+        seed: 5,
+        ..Default::default()
+    });
+    gbt.fit(&xtr, &ytr, k, Some(&w)).unwrap();
+    let gtrees = gbt.ensemble().to_trees();
+    assert_eq!(gtrees.len(), 25 * k);
+    let lr = gbt.params.learning_rate;
+    let mut gbatch = vec![];
+    for x in &xte {
+        let want = tree_walk_gbt(&gtrees, gbt.base(), lr, x);
+        assert_eq!(gbt.predict_proba(x), want, "boosting probabilities");
+        gbatch.push(classify::models::argmax(&want));
+    }
+    assert_eq!(gbt.predict_batch(&xte), gbatch, "boosting batch");
+
+    // A model file of format version 1 (a list of node objects per tree)
+    // loads as the same model.
+    for m in [Model::Forest(rf), Model::Gbt(gbt)] {
+        let mf = ModelFile::flow(m, ds.class_names.clone(), TrainingSummary::default());
+        let mut v: serde_json::Value = serde_json::from_str(&mf.to_json().unwrap()).unwrap();
+        let old = match &mf.model {
+            Model::Forest(f) => f.ensemble().to_trees(),
+            Model::Gbt(g) => g.ensemble().to_trees(),
+            Model::Mlp(_) => unreachable!(),
+        };
+        v["format_version"] = serde_json::json!(1);
+        v["model"]["trees"] = serde_json::to_value(&old).unwrap();
+        assert!(
+            v["model"]["trees"][0]["nodes"][0]["f"].is_u64(),
+            "v1 layout"
+        );
+        let back = ModelFile::from_json(&v.to_string()).unwrap();
+        assert_eq!(back.format_version, classify::MODEL_FORMAT_VERSION);
+        assert!(back == mf, "version 1 file converts to the same model");
+        for x in &xte {
+            assert_eq!(back.predict_proba(x), mf.predict_proba(x));
+        }
+    }
+}

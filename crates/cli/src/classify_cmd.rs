@@ -86,6 +86,10 @@ pub struct TrainArgs {
     /// Write the best model (by macro-F1 on the held-out groups), retrained on all data.
     #[arg(short = 'o', long = "output", value_name = "MODEL.json")]
     pub output: Option<String>,
+    /// Leave timings out of the model file, so that the same captures,
+    /// labels and seed give the same bytes (scripts/train-default-model).
+    #[arg(long)]
+    pub reproducible: bool,
 }
 
 pub fn train(args: TrainArgs) -> Result<(), Failure> {
@@ -191,11 +195,19 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
                 .collect::<std::collections::HashSet<_>>()
                 .len() as u64,
             seed: args.seed,
-            train_s: t.elapsed().as_secs_f64(),
+            train_s: if args.reproducible {
+                0.0
+            } else {
+                t.elapsed().as_secs_f64()
+            },
             notes: vec![format!(
                 "{} chosen by held-out macro-F1 {f1:.3}; captures: {}",
                 kind.name(),
-                args.captures.join(" ")
+                args.captures
+                    .iter()
+                    .map(|c| classify::labels::base_name(c))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )],
         };
         ModelFile::flow(m, ds.class_names.clone(), summary)
@@ -210,9 +222,12 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
 pub struct ClassifyArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Model file written by `trafficscope train`.
+    /// Model file written by `trafficscope train`; without it, the default
+    /// model built into the binary (models/default.json: a random forest
+    /// trained on generated web, video, VoIP, DNS and bulk traffic by
+    /// scripts/train-default-model).
     #[arg(long, value_name = "MODEL.json")]
-    pub model: String,
+    pub model: Option<String>,
     #[command(flatten)]
     pub labels: LabelArgs,
     /// Rolling evaluation window (capture time), with labels.
@@ -226,8 +241,17 @@ pub struct ClassifyArgs {
     pub threshold: f32,
 }
 
+/// The shipped default model (see scripts/train-default-model).
+pub const DEFAULT_MODEL: &str = include_str!("../../../models/default.json");
+
 pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
-    let model = ModelFile::load(&args.model).map_err(err)?;
+    let model = match &args.model {
+        Some(path) => ModelFile::load(path),
+        None => ModelFile::from_json(DEFAULT_MODEL).map_err(|e| {
+            classify::ClassifyError::ModelFile(format!("built-in default model: {e}"))
+        }),
+    }
+    .map_err(err)?;
     let names = model.class_names.clone();
     let mut streaming = StreamingClassifier::new(
         model,
@@ -303,4 +327,90 @@ fn write_window(out: &mut impl Write, w: &classify::WindowStats) -> io::Result<(
         w.unknown,
         w.accuracy().map_or(String::new(), |a| format!("{a:.4}"))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    const SCRIPT: &str = include_str!("../../../scripts/train-default-model");
+
+    /// The words of `NAME="..."` in scripts/train-default-model.
+    fn script_args(name: &str) -> Vec<String> {
+        let prefix = format!("{name}=\"");
+        let line = SCRIPT
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} not in the script"));
+        line.trim_end_matches('"')
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    fn run(args: Vec<String>) {
+        let cli = crate::Cli::try_parse_from(args).expect("arguments parse");
+        match cli.command {
+            crate::Command::Generate(a) => crate::generate_cmd::run(a),
+            crate::Command::Train(a) => train(a),
+            _ => unreachable!(),
+        }
+        .expect("command succeeds");
+    }
+
+    #[test]
+    fn shipped_model_loads_with_this_builds_features() {
+        let m = ModelFile::from_json(DEFAULT_MODEL).expect("default model loads");
+        assert_eq!(m.format_version, classify::MODEL_FORMAT_VERSION);
+        assert_eq!(
+            m.feature_schema_version,
+            classify::FEATURE_SCHEMA_VERSION,
+            "run scripts/train-default-model after changing the features"
+        );
+        assert_eq!(m.feature_names, classify::flow_feature_names());
+        assert_eq!(m.feature_kind, "flow");
+        for c in ["web", "video", "voip"] {
+            assert!(m.class_names.iter().any(|n| n == c), "{:?}", m.class_names);
+        }
+        assert!(matches!(m.model, Model::Forest(_)));
+        assert!(
+            DEFAULT_MODEL.len() < 1 << 20,
+            "{} bytes",
+            DEFAULT_MODEL.len()
+        );
+        // A prediction is a probability vector over its classes.
+        let p = m.predict_proba(&vec![0.0; classify::FLOW_FEATURE_COUNT]);
+        assert_eq!(p.len(), m.class_names.len());
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    /// Runs the script's `generate` and `train` (about 400 MB of capture in
+    /// the temporary directory, a few seconds) and compares the model file
+    /// with the shipped one byte for byte.
+    #[test]
+    fn default_model_script_reproduces_the_shipped_file() {
+        let dir = std::env::temp_dir().join(format!("ts-default-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+        let mut g = vec!["trafficscope".to_string(), "generate".into()];
+        g.extend(script_args("GENERATE_ARGS"));
+        g.extend(["-w".into(), p("default-train.pcap")]);
+        g.extend(["--labels".into(), p("default-train.labels.csv")]);
+        run(g);
+        let mut t = vec!["trafficscope".to_string(), "train".into()];
+        t.push(p("default-train.pcap"));
+        t.extend(["--labels".into(), p("default-train.labels.csv")]);
+        t.extend(script_args("TRAIN_ARGS"));
+        t.extend(["-o".into(), p("default.json")]);
+        run(t);
+        let got = std::fs::read_to_string(p("default.json")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            got == DEFAULT_MODEL,
+            "scripts/train-default-model no longer reproduces models/default.json ({} vs {} bytes): rerun it",
+            got.len(),
+            DEFAULT_MODEL.len()
+        );
+    }
 }
