@@ -214,6 +214,32 @@ fn rotated_files(dir: &std::path::Path, base: &str) -> Vec<(std::path::PathBuf, 
     files
 }
 
+/// Runs `capture -r SRC -w DIR/NAME ARGS…`, which must succeed, and returns
+/// the files it wrote.
+fn capture_rotated(
+    src: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+) -> Vec<(std::path::PathBuf, Vec<FrameRow>)> {
+    let base = dir.join(name);
+    let mut all = vec![
+        "capture",
+        "-r",
+        src.to_str().unwrap(),
+        "-w",
+        base.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rotated_files(dir, name)
+}
+
 #[test]
 fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rotate");
@@ -223,22 +249,7 @@ fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
     let all = tshark_frames(&src);
 
     // By size: -C 0.5 (500,000 bytes), like tcpdump -C.
-    let base = dir.join("size.pcap");
-    let out = run(&[
-        "capture",
-        "-r",
-        src.to_str().unwrap(),
-        "-w",
-        base.to_str().unwrap(),
-        "-C",
-        "0.5",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let files = rotated_files(&dir, "size.pcap");
+    let files = capture_rotated(&src, &dir, "size.pcap", &["-C", "0.5"]);
     assert!(
         files.len() >= 5,
         "2.5 MB at 0.5 MB a file gives at least 5 files, got {}",
@@ -267,22 +278,7 @@ fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
     // By capture time: -G 0.25 on a 1.5 s capture.
     let src = data_dir().join("pcap-apps/ndpi/web/chrome.pcap");
     let all = tshark_frames(&src);
-    let base = dir.join("time.pcapng");
-    let out = run(&[
-        "capture",
-        "-r",
-        src.to_str().unwrap(),
-        "-w",
-        base.to_str().unwrap(),
-        "-G",
-        "0.25",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let files = rotated_files(&dir, "time.pcapng");
+    let files = capture_rotated(&src, &dir, "time.pcapng", &["-G", "0.25"]);
     // The documented rule, applied to tshark's timestamps: a frame 0.25 s or
     // more after the first frame of the current file opens a new file.
     let mut expected: Vec<Vec<FrameRow>> = Vec::new();
@@ -299,24 +295,7 @@ fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
     // Ring of 3 files: only the last three remain and hold the tail, in order.
     let src = data_dir().join("pcap-apps/ndpi/video/1kxun.pcap");
     let all = tshark_frames(&src);
-    let base = dir.join("ring.pcap");
-    let out = run(&[
-        "capture",
-        "-r",
-        src.to_str().unwrap(),
-        "-w",
-        base.to_str().unwrap(),
-        "-C",
-        "0.5",
-        "-W",
-        "3",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let files = rotated_files(&dir, "ring.pcap");
+    let files = capture_rotated(&src, &dir, "ring.pcap", &["-C", "0.5", "-W", "3"]);
     assert_eq!(files.len(), 3);
     let joined: Vec<_> = files.iter().flat_map(|(_, f)| f.clone()).collect();
     assert_eq!(
@@ -326,6 +305,7 @@ fn capture_rotates_by_size_and_by_capture_time_without_losing_frames() {
     );
 
     // Usage errors (exit 2): a ring without rotation, rotation to stdout.
+    let base = dir.join("ring.pcap");
     let out = run(&[
         "capture",
         "-r",

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::net::sockaddr;
+use super::net::{bind, sockaddr};
 use crate::GenerateError;
 
 pub(crate) struct Pinger {
@@ -27,22 +27,6 @@ fn socket(fam: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is fresh and valid.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn bind(fd: &OwnedFd, a: SocketAddr) -> io::Result<()> {
-    let (ss, len) = sockaddr(a);
-    // SAFETY: ss/len describe a valid address.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn local_port(fd: &OwnedFd) -> io::Result<u16> {

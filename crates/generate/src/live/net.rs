@@ -415,6 +415,23 @@ pub(crate) fn udp_pair(ip: IpAddr, want: u16) -> io::Result<(UdpSocket, UdpSocke
     Err(last.unwrap_or_else(|| io::Error::other("no free RTP port pair")))
 }
 
+/// bind(2) of a raw socket to `a`.
+pub(crate) fn bind(fd: &impl AsRawFd, a: SocketAddr) -> io::Result<()> {
+    let (ss, len) = sockaddr(a);
+    // SAFETY: ss/len describe a valid socket address.
+    if unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(crate) fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: an all-zero sockaddr_storage is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -476,18 +493,7 @@ pub(crate) fn connect_from(from: IpAddr, to: SocketAddr) -> io::Result<TcpStream
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    let (ss, len) = sockaddr(SocketAddr::new(from, 0));
-    // SAFETY: ss/len describe a valid socket address.
-    if unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
+    bind(&fd, SocketAddr::new(from, 0))?;
     let (ss, len) = sockaddr(to);
     loop {
         // SAFETY: as above.
