@@ -13,6 +13,10 @@ root="$(dirname "$fuzz")"
 src="${1:-${PCAP_EDGE_DIR:-$root/../shared/data/pcap-edge}}"
 corpus="$fuzz/corpus"
 mkdir -p "$corpus/capture_reader" "$corpus/decode_packet" "$corpus/filter_compile"
+# Inputs that once crashed a target stay in its corpus (fuzz/regressions/<target>).
+for d in "$fuzz"/regressions/*/; do
+  [ -d "$d" ] && cp -f "$d"* "$corpus/$(basename "$d")/"
+done
 
 if [ -d "$src" ]; then
   # Flatten dir/file into dir_file so same-named files do not collide.

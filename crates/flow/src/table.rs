@@ -301,7 +301,8 @@ impl FlowTable {
                 }
                 if st.closing.is_some() {
                     let gen = st.gen;
-                    self.closing_q.push_back((ts_ns + linger, slot, gen));
+                    self.closing_q
+                        .push_back((ts_ns.saturating_add(linger), slot, gen));
                 }
             }
         }

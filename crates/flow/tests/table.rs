@@ -152,6 +152,22 @@ fn fin_both_ways_ends_the_flow_and_keeps_the_last_ack() {
 }
 
 #[test]
+fn timestamps_at_the_end_of_time_do_not_overflow_the_timers() {
+    // A fuzzed pcapng gave a RST at a capture time within the 5 s linger of
+    // u64::MAX: the close deadline must saturate, not overflow.
+    let mut r = Run::new(FlowConfig::default());
+    let t = u64::MAX - S;
+    r.feed(t, &frame(A, 40001, B, 443, Some(SYN), 0));
+    r.feed(t + 1, &frame(B, 443, A, 40001, Some(RST | ACK), 0));
+    r.feed(u64::MAX, &frame(A, 40002, B, 443, Some(FIN | ACK), 0));
+    r.feed(u64::MAX, &frame(B, 443, A, 40002, Some(FIN | ACK), 0));
+    let all = r.finish();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].end_reason, EndReason::Rst);
+    assert_eq!(all[1].end_reason, EndReason::Fin);
+}
+
+#[test]
 fn rst_ends_the_flow() {
     let mut r = Run::new(FlowConfig::default());
     r.feed(0, &frame(A, 40001, B, 443, Some(SYN), 0));
