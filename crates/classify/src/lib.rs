@@ -40,7 +40,8 @@ pub use models::{
     RandomForest, RfParams,
 };
 pub use streaming::{
-    PacketVerdict, Prediction, StreamingClassifier, StreamingConfig, WindowStats, WindowedEvaluator,
+    FlowVerdict, PacketVerdict, Prediction, StreamingClassifier, StreamingConfig, WindowStats,
+    WindowedEvaluator,
 };
 
 /// Errors of this crate.

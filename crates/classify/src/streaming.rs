@@ -85,9 +85,28 @@ pub struct PacketVerdict {
     pub prediction: Prediction,
 }
 
+/// A flow's final answer, given when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowVerdict {
+    pub flow_id: u64,
+    /// Protocol, initiator address and port, responder address and port.
+    pub tuple: (u8, IpAddr, u16, IpAddr, u16),
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// The answer after the last update (`Pending` when the flow never
+    /// reached `min_packets`).
+    pub prediction: Prediction,
+    /// Class probabilities of the last update (empty while pending), in the
+    /// model's class order.
+    pub probabilities: Vec<f32>,
+}
+
 struct OpenFlow {
     builder: FlowBuilder,
     prediction: Prediction,
+    probabilities: Vec<f32>,
 }
 
 /// Per-packet streaming classification with a flow model.
@@ -97,6 +116,7 @@ pub struct StreamingClassifier {
     table: FlowTable,
     flows: HashMap<u64, OpenFlow>,
     ended: Vec<FlowRecord>,
+    verdicts: Vec<FlowVerdict>,
     predictions: u64,
 }
 
@@ -115,6 +135,7 @@ impl StreamingClassifier {
             cfg,
             flows: HashMap::new(),
             ended: vec![],
+            verdicts: vec![],
             predictions: 0,
         })
     }
@@ -157,15 +178,14 @@ impl StreamingClassifier {
         let placed = self
             .table
             .process(pkt, ts_ns, wire_len, &mut |r| ended.push(r));
-        for r in self.ended.drain(..) {
-            self.flows.remove(&r.id);
-        }
+        self.settle_ended();
         let pl = placed?;
         if let std::collections::hash_map::Entry::Vacant(v) = self.flows.entry(pl.flow_id) {
             let b = FlowBuilder::new(pl.flow_id, pkt, pl.forward, ts_ns)?;
             v.insert(OpenFlow {
                 builder: b,
                 prediction: Prediction::Pending,
+                probabilities: Vec::new(),
             });
         }
         let f = self.flows.get_mut(&pl.flow_id)?;
@@ -184,6 +204,7 @@ impl StreamingClassifier {
             // Re-borrow after the immutable use of self.
             let f = self.flows.get_mut(&pl.flow_id)?;
             f.prediction = pred;
+            f.probabilities = p;
         }
         let f = &self.flows[&pl.flow_id];
         Some(PacketVerdict {
@@ -201,10 +222,38 @@ impl StreamingClassifier {
         self.flows.get(&flow_id).map(|f| f.prediction)
     }
 
-    /// Ends all open flows (end of input).
+    /// Ends all open flows (end of input); their verdicts join
+    /// [`drain_verdicts`](Self::drain_verdicts).
     pub fn finish(&mut self) {
-        self.table.flush(&mut |_| {});
+        let ended = &mut self.ended;
+        self.table.flush(&mut |r| ended.push(r));
+        self.settle_ended();
         self.flows.clear();
+    }
+
+    /// Verdicts of the flows that ended since the last call, in the order
+    /// they ended.
+    pub fn drain_verdicts(&mut self) -> std::vec::Drain<'_, FlowVerdict> {
+        self.verdicts.drain(..)
+    }
+
+    /// Turns the flows the table just ended into verdicts.
+    fn settle_ended(&mut self) {
+        for r in self.ended.drain(..) {
+            let Some(f) = self.flows.remove(&r.id) else {
+                continue;
+            };
+            self.verdicts.push(FlowVerdict {
+                flow_id: r.id,
+                tuple: f.builder.tuple(),
+                start_ns: r.start_ns,
+                end_ns: r.end_ns,
+                packets: r.packets(),
+                bytes: r.bytes(),
+                prediction: f.prediction,
+                probabilities: f.probabilities,
+            });
+        }
     }
 }
 

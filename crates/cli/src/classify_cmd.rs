@@ -239,6 +239,85 @@ pub struct ClassifyArgs {
     /// Below this probability the answer is `unknown`.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// Also write one CSV row per flow as it ends: five-tuple, times,
+    /// packets, bytes, the final prediction (`unknown` below the threshold,
+    /// `pending` before the first prediction), its confidence, every class
+    /// probability and, with labels, the true class.
+    #[arg(long = "flows", value_name = "CSV")]
+    pub flows: Option<String>,
+}
+
+/// Writes per-flow verdicts as CSV.
+struct FlowVerdictWriter {
+    out: BufWriter<std::fs::File>,
+    path: String,
+    names: Vec<String>,
+}
+
+impl FlowVerdictWriter {
+    fn create(path: &str, names: &[String], labelled: bool) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?;
+        let mut w = FlowVerdictWriter {
+            out: BufWriter::new(file),
+            path: path.to_string(),
+            names: names.to_vec(),
+        };
+        let mut header = String::from(
+            "flow_id,start,end,protocol,src,src_port,dst,dst_port,packets,bytes,prediction,confidence",
+        );
+        for n in names {
+            header.push_str(",p_");
+            header.push_str(n);
+        }
+        if labelled {
+            header.push_str(",label");
+        }
+        writeln!(w.out, "{header}").map_err(|e| w.error(e))?;
+        Ok(w)
+    }
+
+    fn error(&self, e: io::Error) -> anyhow::Error {
+        anyhow::anyhow!("{}: {e} (is the disk full?)", self.path)
+    }
+
+    fn write(
+        &mut self,
+        v: &classify::FlowVerdict,
+        label: Option<Option<usize>>,
+    ) -> anyhow::Result<()> {
+        let (proto, a, pa, b, pb) = v.tuple;
+        let (pred, conf) = match v.prediction {
+            Prediction::Pending => ("pending", None),
+            Prediction::Unknown { confidence, .. } => ("unknown", Some(confidence)),
+            Prediction::Class { class, confidence } => {
+                (self.names[class].as_str(), Some(confidence))
+            }
+        };
+        let mut row = format!(
+            "{},{},{},{},{a},{pa},{b},{pb},{},{},{pred},{}",
+            v.flow_id,
+            capture::Utc(v.start_ns),
+            capture::Utc(v.end_ns),
+            decode::protocol_name(proto),
+            v.packets,
+            v.bytes,
+            conf.map_or(String::new(), |c| format!("{c:.4}")),
+        );
+        for i in 0..self.names.len() {
+            row.push(',');
+            if let Some(p) = v.probabilities.get(i) {
+                row.push_str(&format!("{p:.4}"));
+            }
+        }
+        if let Some(l) = label {
+            row.push(',');
+            if let Some(c) = l {
+                row.push_str(&self.names[c]);
+            }
+        }
+        writeln!(self.out, "{row}").map_err(|e| self.error(e))
+    }
 }
 
 /// The shipped default model (see scripts/train-default-model).
@@ -274,6 +353,27 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         .and_then(|p| std::path::Path::new(p).file_name())
         .map(|n| n.to_string_lossy().into_owned());
     let mut input = Input::open(&args.input)?;
+    let mut flows_out = match &args.flows {
+        Some(path) => Some(FlowVerdictWriter::create(path, &names, labels.is_some())?),
+        None => None,
+    };
+    let mut write_verdicts = |streaming: &mut StreamingClassifier,
+                              labels: &mut Option<classify::Labels>|
+     -> anyhow::Result<()> {
+        let Some(w) = flows_out.as_mut() else {
+            streaming.drain_verdicts().for_each(drop);
+            return Ok(());
+        };
+        for v in streaming.drain_verdicts() {
+            let label = labels.as_mut().map(|l| {
+                let (p, a, pa, b, pb) = v.tuple;
+                l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.start_ns)
+                    .map(|m| m.class)
+            });
+            w.write(&v, label)?;
+        }
+        Ok(())
+    };
     let mut windows = WindowedEvaluator::new(args.windows);
     let mut out = BufWriter::new(io::stdout().lock());
     writeln!(out, "window_start,packets,hits,misses,unknown,accuracy")?;
@@ -296,8 +396,14 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         for w in windows.drain_closed() {
             write_window(&mut out, &w)?;
         }
+        write_verdicts(&mut streaming, &mut labels).map_err(io::Error::other)?;
         Ok(())
     });
+    streaming.finish();
+    write_verdicts(&mut streaming, &mut labels)?;
+    if let Some(w) = flows_out.as_mut() {
+        w.out.flush().map_err(|e| w.error(e))?;
+    }
     for w in windows.finish() {
         write_window(&mut out, &w)?;
     }

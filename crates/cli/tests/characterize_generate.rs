@@ -198,6 +198,7 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
     args.extend(["-o", model.to_str().unwrap(), "--test-fraction", "0.5"]);
     let t = run(&args);
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let flows_csv = tmp("classified-flows.csv");
     let c = run(&[
         "classify",
         "-r",
@@ -206,6 +207,8 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
         model.to_str().unwrap(),
         "--labels",
         &label_files[2],
+        "--flows",
+        flows_csv.to_str().unwrap(),
     ]);
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
     let err = String::from_utf8_lossy(&c.stderr);
@@ -218,6 +221,63 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
     assert!(acc >= 0.97, "streaming accuracy {acc}: {err}");
     let windows = csv_rows(&String::from_utf8_lossy(&c.stdout));
     assert!(windows.len() >= 5, "one row per 5 s window");
+
+    // Per-flow verdicts: one row for every flow `flows` sees, probabilities
+    // that sum to 1, the answer their argmax (or `unknown` under 0.5), and
+    // against the generator's ground truth the flow-level accuracy.
+    let verdicts = csv_rows(&std::fs::read_to_string(&flows_csv).unwrap());
+    let fl = run(&["flows", "-r", &caps[2]]);
+    assert!(fl.status.success());
+    let flow_rows = csv_rows(&String::from_utf8_lossy(&fl.stdout));
+    assert_eq!(verdicts.len(), flow_rows.len(), "one verdict per flow");
+    // The model's classes, from the probability columns.
+    let classes: Vec<String> = verdicts[0]
+        .keys()
+        .filter_map(|k| k.strip_prefix("p_").map(str::to_string))
+        .collect();
+    assert!(classes.len() >= 3, "{classes:?}");
+    let (mut right, mut judged) = (0, 0);
+    for v in &verdicts {
+        // The first prediction comes at the 8th packet (--first-packets).
+        let packets: u64 = v["packets"].parse().unwrap();
+        assert_eq!(v["prediction"] == "pending", packets < 8, "{v:?}");
+        if v["prediction"] == "pending" {
+            assert!(v["confidence"].is_empty());
+            continue;
+        }
+        let probs: Vec<(String, f64)> = v
+            .iter()
+            .filter(|(k, _)| k.starts_with("p_"))
+            .map(|(k, p)| (k[2..].to_string(), p.parse().unwrap()))
+            .collect();
+        assert_eq!(probs.len(), classes.len(), "{v:?}");
+        let sum: f64 = probs.iter().map(|p| p.1).sum();
+        assert!(
+            (sum - 1.0).abs() < 2e-3,
+            "probabilities sum to {sum}: {v:?}"
+        );
+        let best = probs.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        let conf: f64 = v["confidence"].parse().unwrap();
+        assert!((conf - best.1).abs() < 1e-4, "{v:?}");
+        if conf >= 0.5 {
+            assert_eq!(v["prediction"], best.0, "{v:?}");
+        } else {
+            assert_eq!(v["prediction"], "unknown", "{v:?}");
+        }
+        assert!(
+            classes.contains(&v["label"]),
+            "every generated flow is labelled: {v:?}"
+        );
+        judged += 1;
+        right += (v["prediction"] == v["label"]) as usize;
+    }
+    let flow_acc = right as f64 / judged as f64;
+    eprintln!(
+        "flow-level accuracy {flow_acc:.4} over {judged} judged flows of {}",
+        verdicts.len()
+    );
+    assert!(judged >= 30, "{judged} flows judged");
+    assert!(flow_acc >= 0.97, "flow accuracy {flow_acc}");
 }
 
 /// `analyze --window W --every K` on packets prints each window while the
