@@ -12,6 +12,7 @@ use selfsim::{AnalyzeConfig, Binner, SeriesReport, SlidingHurst, WindowEstimate}
 use serde::Serialize;
 
 use crate::input::{Event, Input};
+use crate::static_names::ByStaticName;
 use crate::{parse_duration_ns, Failure, InputArgs};
 
 #[derive(Args, Debug)]
@@ -160,28 +161,14 @@ fn window_text(series: &str, end_s: f64, e: &WindowEstimate) -> String {
 }
 
 /// Series are binned per key; all share the origin of the first packet.
-/// Group and key names are static strings, so the per-packet lookup is a
-/// short scan comparing pointers: no allocation and no string compare per
-/// packet (a string-keyed map cost more than the rest of the loop).
+/// Group and key names are static, so the per-packet lookup allocates
+/// nothing ([`ByStaticName`]).
 struct Keyed {
     width_ns: u64,
     origin: Option<u64>,
     /// In first-seen order; "total:all" is the first.
-    series: Vec<KeyedSeries>,
+    series: ByStaticName<(Binner, Share)>,
     error: Option<String>,
-}
-
-struct KeyedSeries {
-    group: &'static str,
-    key: &'static str,
-    binner: Binner,
-    share: Share,
-}
-
-impl KeyedSeries {
-    fn name(&self) -> String {
-        format!("{}:{}", self.group, self.key)
-    }
 }
 
 impl Keyed {
@@ -189,71 +176,50 @@ impl Keyed {
         Keyed {
             width_ns,
             origin: None,
-            series: Vec::new(),
+            series: ByStaticName::default(),
             error: None,
         }
     }
 
     fn push(&mut self, group: &'static str, key: &'static str, ts: u64, bytes: u32) {
         let origin = *self.origin.get_or_insert(ts);
-        let found = self
-            .series
-            .iter()
-            .position(|s| std::ptr::eq(s.group, group) && std::ptr::eq(s.key, key))
-            // The same name from another static location: same series.
-            .or_else(|| {
-                self.series
-                    .iter()
-                    .position(|s| s.group == group && s.key == key)
-            });
-        let i = found.unwrap_or_else(|| {
-            self.series.push(KeyedSeries {
-                group,
-                key,
-                binner: Binner::new(self.width_ns).with_origin_ns(origin),
-                share: Share::default(),
-            });
-            self.series.len() - 1
+        let width = self.width_ns;
+        let (binner, share) = self.series.get_or_insert_with(group, key, || {
+            (Binner::new(width).with_origin_ns(origin), Share::default())
         });
-        let s = &mut self.series[i];
-        if let Err(e) = s.binner.push_ns(ts.max(origin), bytes as u64) {
+        if let Err(e) = binner.push_ns(ts.max(origin), bytes as u64) {
             if self.error.is_none() {
-                self.error = Some(format!("series {}: {e}", s.name()));
+                self.error = Some(format!("series {group}:{key}: {e}"));
             }
         }
-        s.share.packets += 1;
-        s.share.bytes += bytes as u64;
+        share.packets += 1;
+        share.bytes += bytes as u64;
     }
 
     /// Wall clock of a live capture: closes bins that ended more than
     /// [`LIVE_CLOSE_SLACK_NS`] ago. A clock far off the packets' is ignored.
     fn advance(&mut self, now_ns: u64) {
-        for s in &mut self.series {
-            let _ = s
-                .binner
-                .advance_ns(now_ns.saturating_sub(LIVE_CLOSE_SLACK_NS));
+        for (_, _, (b, _)) in self.series.iter_mut() {
+            let _ = b.advance_ns(now_ns.saturating_sub(LIVE_CLOSE_SLACK_NS));
         }
     }
 
     /// The total series' closed bins so far.
     fn total_closed(&self) -> &[f64] {
         self.series
-            .first()
-            .filter(|s| s.group == "total")
-            .map_or(&[], |s| s.binner.closed().0)
+            .iter()
+            .next()
+            .filter(|e| e.0 == "total")
+            .map_or(&[], |e| e.2 .0.closed().0)
     }
 
     /// Shares of packets and bytes per group and key.
     fn shares(&self) -> BTreeMap<String, BTreeMap<String, Share>> {
         let mut m: BTreeMap<String, BTreeMap<String, Share>> = BTreeMap::new();
-        for s in &self.series {
-            let e = m
-                .entry(s.group.to_string())
+        for (group, key, (_, share)) in self.series.iter() {
+            m.entry(group.to_string())
                 .or_default()
-                .entry(s.key.to_string())
-                .or_default();
-            e.packets += s.share.packets;
-            e.bytes += s.share.bytes;
+                .insert(key.to_string(), *share);
         }
         m
     }
@@ -360,9 +326,9 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
             let mut len = 0;
             let mut finished: Vec<(String, Vec<f64>)> = Vec::new();
             let shares = k.shares();
-            for ks in k.series {
-                let name = ks.name();
-                let s = ks.binner.finish();
+            for (group, key, (binner, _)) in k.series.into_iter() {
+                let name = format!("{group}:{key}");
+                let s = binner.finish();
                 if s.out_of_order > 0 {
                     warnings.push(format!(
                         "{name}: {} out-of-order packets ({} too late to bin)",

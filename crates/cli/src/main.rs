@@ -9,6 +9,7 @@ mod flows;
 mod generate_cmd;
 mod input;
 mod packets;
+mod static_names;
 mod stats;
 
 use std::io::{self, Write};

@@ -11,6 +11,7 @@ use flow::{Direction, FlowTable, TableStats};
 use serde::Serialize;
 
 use crate::input::{Event, Input};
+use crate::static_names::ByStaticName;
 use crate::{Failure, FlowArgs, InputArgs};
 
 #[derive(Args, Debug)]
@@ -24,34 +25,23 @@ pub struct StatsArgs {
     pub json: bool,
 }
 
-/// Packets and bytes under a handful of static names. The per-packet add
-/// scans a few entries comparing pointers, not strings (a string-keyed map
-/// cost more than decoding); names are merged by content at the end.
+/// Packets and bytes under a handful of static names.
 #[derive(Default)]
-struct Tally(Vec<(&'static str, Count)>);
+struct Tally(ByStaticName<Count>);
 
 impl Tally {
     #[inline]
     fn add(&mut self, name: &'static str, bytes: u32) {
-        for (n, c) in &mut self.0 {
-            if std::ptr::eq(*n, name) {
-                c.add(bytes);
-                return;
-            }
-        }
-        let mut c = Count::default();
-        c.add(bytes);
-        self.0.push((name, c));
+        self.0
+            .get_or_insert_with("", name, Count::default)
+            .add(bytes);
     }
 
     fn into_map(self) -> BTreeMap<String, Count> {
-        let mut m: BTreeMap<String, Count> = BTreeMap::new();
-        for (n, c) in self.0 {
-            let e = m.entry(n.to_string()).or_default();
-            e.packets += c.packets;
-            e.bytes += c.bytes;
-        }
-        m
+        self.0
+            .into_iter()
+            .map(|(_, n, c)| (n.to_string(), c))
+            .collect()
     }
 }
 
