@@ -114,10 +114,10 @@ impl Rotation {
             }
         }
         self.opened_ts.get_or_insert(ts_ns);
-        let path = self.name(self.index);
+        // The file name is only built for the error (no allocation per frame).
         self.writer
             .write_frame(ts_ns, wire_len, lt, data)
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.name(self.index)))
     }
 }
 
