@@ -67,7 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prefix: usize = arg(&args, "--prefix", "8").parse()?;
     let rf_trees: usize = arg(&args, "--rf-trees", "50").parse()?;
     let rf_depth: usize = arg(&args, "--rf-depth", "14").parse()?;
+    let rf_mtry: usize = arg(&args, "--rf-mtry", "0").parse()?;
     let group_weight = args.iter().any(|a| a == "--group-weight");
+    let evidence = !args.iter().any(|a| a == "--no-evidence");
     // Benchmark models also learn the prefix rows of the training flows.
     let train_prefix = args.iter().any(|a| a == "--train-prefix");
 
@@ -115,6 +117,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (answered at the confidence threshold, answered correctly)
     let mut answered = [(0u64, 0u64); 3];
     let mut fold_of: Vec<Vec<usize>> = vec![];
+    // Per capture file: held-out whole flows and each model's misses, pooled over seeds.
+    let mut by_file: std::collections::BTreeMap<String, (u64, [u64; 3])> = Default::default();
     // Streaming (forest) on held-out captures.
     let mut stream_total = WindowStats::default();
     let mut stream_windows = 0usize;
@@ -138,7 +142,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .copied()
                 .filter(|&i| train_prefix || ds.prefix[i] == 0)
                 .collect();
-            let (xtr, ytr) = ds.subset(&whole_train);
             let test: Vec<usize> = split
                 .test
                 .iter()
@@ -148,7 +151,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if test.is_empty() {
                 continue;
             }
-            let (xte, yte) = ds.subset(&test);
+            let (xtr, ytr, xte, yte) = if evidence {
+                let (xtr, ytr, ev) = ds.training_rows(&whole_train);
+                let (xte, yte) = ds.rows_with_evidence(&test, &ev);
+                (xtr, ytr, xte, yte)
+            } else {
+                let (xtr, ytr) = ds.subset(&whole_train);
+                let (xte, yte) = ds.subset(&test);
+                (xtr, ytr, xte, yte)
+            };
             let mut w = class_weights(&ytr, k);
             if group_weight {
                 // Each capture counts about equally: 1/sqrt(rows of its group), renormalised per class.
@@ -172,6 +183,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Model::Forest(f) = &mut m {
                     f.params.n_trees = rf_trees;
                     f.params.max_depth = rf_depth;
+                    f.params.mtry = rf_mtry;
                 }
                 let t = Instant::now();
                 m.fit(&xtr, &ytr, k, Some(&w))?;
@@ -188,6 +200,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         answered[mi].1 += (best == t) as u64;
                     }
                 }
+                for (j, &i) in test.iter().enumerate() {
+                    let f = by_file.entry(ds.groups[i].clone()).or_default();
+                    if mi == 0 {
+                        f.0 += 1;
+                    }
+                    f.1[mi] += (pred[j] != yte[j]) as u64;
+                }
+                if let Some(show) = args
+                    .iter()
+                    .position(|a| a == "--show")
+                    .and_then(|i| args.get(i + 1))
+                {
+                    for (j, &i) in test.iter().enumerate() {
+                        if &ds.groups[i] == show && pred[j] != yte[j] {
+                            println!(
+                                "{} {}: truth {} predicted {} ev {:?} tokens {:?}",
+                                kind.name(),
+                                ds.groups[i],
+                                ds.class_names[yte[j]],
+                                ds.class_names[pred[j]],
+                                &xte[j][xte[j].len() - 9..],
+                                ds.tokens[i]
+                            );
+                        }
+                    }
+                }
                 let e = Evaluation::new(&ds.class_names, &yte, &pred);
                 fold_f1[mi].push(e.macro_f1);
                 pooled[mi] = Some(match &pooled[mi] {
@@ -195,10 +233,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Some(p) => p.merge(&e),
                 });
                 if *kind == ModelKind::Forest && seed == 0 {
-                    let (xs, ys) = ds.subset(&split.train);
                     let mut m = Model::new(ModelKind::Forest, seed);
-                    m.fit(&xs, &ys, k, Some(&class_weights(&ys, k)))?;
-                    let mf = ModelFile::flow(m, ds.class_names.clone(), TrainingSummary::default());
+                    let mf = if evidence {
+                        let (xs, ys, ev) = ds.training_rows(&split.train);
+                        m.fit(&xs, &ys, k, Some(&class_weights(&ys, k)))?;
+                        ModelFile::flow_with_evidence(
+                            m,
+                            ds.class_names.clone(),
+                            TrainingSummary::default(),
+                            ev,
+                        )
+                    } else {
+                        let (xs, ys) = ds.subset(&split.train);
+                        m.fit(&xs, &ys, k, Some(&class_weights(&ys, k)))?;
+                        ModelFile::flow(m, ds.class_names.clone(), TrainingSummary::default())
+                    };
                     let test_files: std::collections::BTreeSet<&str> =
                         split.test.iter().map(|&i| ds.groups[i].as_str()).collect();
                     for f in files.iter().filter(|f| test_files.contains(base_name(f))) {
@@ -247,6 +296,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for r in &report.rows {
         println!("\n== {} ==\n{}", r.model, r.eval);
+    }
+    if args.iter().any(|a| a == "--by-file") {
+        println!(
+            "held-out whole flows and misses per capture file (RF, GBT, MLP), pooled over seeds:"
+        );
+        for (g, (n, m)) in &by_file {
+            println!("  {g:<40} {n:>5} {:>5} {:>5} {:>5}", m[0], m[1], m[2]);
+        }
     }
     println!(
         "streaming (random forest, seed 0 folds, k=8, threshold {threshold}): labelled packets {}, hits {}, misses {}, unknown/pending {}, accuracy {:.4}, accuracy of answered {:.4}; {} windows of 5 s; flows right at their last packet {}/{}",

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use capture::CaptureReader;
 use flow::{FlowConfig, FlowRecord, FlowTable};
 
-use crate::features::flow_features;
+use crate::evidence::TokenEvidence;
+use crate::features::{evidence_tokens, flow_features};
 use crate::labels::{base_name, LabelStats, Labels};
 use crate::partial::FlowBuilder;
 use crate::rng::Rng;
@@ -20,6 +21,9 @@ pub struct Dataset {
     pub class_names: Vec<String>,
     /// 0 for a whole flow, k for a flow's first k packets.
     pub prefix: Vec<u32>,
+    /// Application tokens of each row ([`crate::features::evidence_tokens`]),
+    /// empty for rows pushed without them.
+    pub tokens: Vec<Vec<String>>,
 }
 
 /// Train / test row indices.
@@ -39,6 +43,19 @@ impl Dataset {
     }
 
     pub fn push(&mut self, x: Vec<f32>, y: usize, group: &str, prefix: u32) {
+        self.push_with_tokens(x, vec![], y, group, prefix);
+    }
+
+    /// A row with its application tokens (for [`crate::evidence`]).
+    pub fn push_with_tokens(
+        &mut self,
+        x: Vec<f32>,
+        tokens: Vec<String>,
+        y: usize,
+        group: &str,
+        prefix: u32,
+    ) {
+        self.tokens.push(tokens);
         self.x.push(x);
         self.y.push(y);
         self.groups.push(group.to_string());
@@ -60,6 +77,33 @@ impl Dataset {
             idx.iter().map(|&i| self.x[i].clone()).collect(),
             idx.iter().map(|&i| self.y[i]).collect(),
         )
+    }
+
+    /// Training rows `idx` with learned token evidence appended: the
+    /// evidence table of all of them, and each row's evidence from the
+    /// *other* groups only ([`TokenEvidence::features_leave_group_out`]).
+    pub fn training_rows(&self, idx: &[usize]) -> (Vec<Vec<f32>>, Vec<usize>, TokenEvidence) {
+        let k = self.class_names.len();
+        let (ev, rows) =
+            TokenEvidence::features_leave_group_out(&self.tokens, &self.y, &self.groups, k, idx);
+        let (mut x, y) = self.subset(idx);
+        for (r, e) in x.iter_mut().zip(rows) {
+            r.extend(e);
+        }
+        (x, y, ev)
+    }
+
+    /// Rows `idx` with the evidence of `ev` appended (held-out rows).
+    pub fn rows_with_evidence(
+        &self,
+        idx: &[usize],
+        ev: &TokenEvidence,
+    ) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let (mut x, y) = self.subset(idx);
+        for (r, &i) in x.iter_mut().zip(idx) {
+            r.extend(ev.features(&self.tokens[i]));
+        }
+        (x, y)
     }
 
     /// Groups with their majority class, sorted by name (deterministic).
@@ -247,11 +291,18 @@ impl DatasetBuilder {
         } else {
             name.to_string()
         };
-        self.data.push(flow_features(r), m.class, &group, 0);
+        self.data
+            .push_with_tokens(flow_features(r), evidence_tokens(r), m.class, &group, 0);
         for (k, p) in pre {
             // Only flows that continue beyond the prefix: the whole flow is already a row otherwise.
             if (r.packets() as usize) > k {
-                self.data.push(flow_features(&p), m.class, &group, k as u32);
+                self.data.push_with_tokens(
+                    flow_features(&p),
+                    evidence_tokens(&p),
+                    m.class,
+                    &group,
+                    k as u32,
+                );
             }
         }
     }

@@ -6,11 +6,14 @@
 
 use std::collections::HashMap;
 
-use flow::FlowRecord;
+use flow::{AppInfo, FlowRecord};
+
+use crate::catalogue::{Catalogue, Category};
 
 /// Bump whenever a feature is added, removed, reordered or changes meaning.
 /// 2: 256 buckets of hashed application tokens (version 1 had 64).
-pub const FEATURE_SCHEMA_VERSION: u32 = 2;
+/// 3: service-catalogue categories of the flow's names.
+pub const FEATURE_SCHEMA_VERSION: u32 = 3;
 
 /// Signed sizes / IATs of this many first packets are features.
 pub const FIRST_N: usize = 16;
@@ -112,6 +115,9 @@ fn flow_names() -> Vec<String> {
     for k in KEYWORDS {
         n.push(format!("kw_{k}"));
     }
+    for c in Category::ALL {
+        n.push(format!("svc_{}", c.name()));
+    }
     for i in 0..TOKEN_BUCKETS {
         n.push(format!("tok_{i}"));
     }
@@ -119,8 +125,16 @@ fn flow_names() -> Vec<String> {
 }
 
 /// Number of flow features.
-pub const FLOW_FEATURE_COUNT: usize =
-    13 + 2 * (11 + 8) + 7 + 2 * FIRST_N + 6 + 9 + DETECTED.len() + KEYWORDS.len() + TOKEN_BUCKETS;
+pub const FLOW_FEATURE_COUNT: usize = 13
+    + 2 * (11 + 8)
+    + 7
+    + 2 * FIRST_N
+    + 6
+    + 9
+    + DETECTED.len()
+    + KEYWORDS.len()
+    + Category::ALL.len()
+    + TOKEN_BUCKETS;
 
 /// Names of the flow features, in order.
 pub fn flow_feature_names() -> Vec<String> {
@@ -187,6 +201,26 @@ pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
     t
 }
 
+/// Tokens for learned evidence ([`crate::evidence`]): the application tokens,
+/// the catalogue categories of the flow's names and the responder's
+/// transport port.
+pub fn evidence_tokens(rec: &FlowRecord) -> Vec<String> {
+    let mut t = app_tokens(rec);
+    let cats = Catalogue::builtin().categories(flow_names_of(&rec.app));
+    for c in Category::ALL {
+        if cats & c.bit() != 0 {
+            t.push(format!("cat:{}", c.name()));
+        }
+    }
+    let proto = match rec.protocol {
+        6 => "tcp",
+        17 => "udp",
+        _ => "ip",
+    };
+    t.push(format!("port:{proto}/{}", rec.dst_port.min(rec.src_port)));
+    t
+}
+
 fn host_tokens(name: &str, out: &mut Vec<String>) {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     // Address literals ("23.246.11.141", "[2001:db8::1]:80") carry no name.
@@ -217,6 +251,14 @@ fn host_tokens(name: &str, out: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// The host names a flow carries: SNI, HTTP Host, DNS query.
+fn flow_names_of(a: &AppInfo) -> impl Iterator<Item = &str> {
+    [&a.tls_sni, &a.http_host, &a.dns_query]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
 }
 
 /// Feature vector of a (finished or partial) flow record.
@@ -331,6 +373,10 @@ pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
         .join(" ");
     for k in KEYWORDS {
         v.push(names.contains(k) as u8 as f32);
+    }
+    let cats = Catalogue::builtin().categories(flow_names_of(a));
+    for c in Category::ALL {
+        v.push((cats & c.bit() != 0) as u8 as f32);
     }
     let base = v.len();
     v.extend([0.0; TOKEN_BUCKETS]);

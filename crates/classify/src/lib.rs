@@ -2,6 +2,10 @@
 //!
 //! * [`features`]: versioned flow features ([`flow_features`]) and a streaming
 //!   per-packet featurizer ([`PacketFeaturizer`]).
+//! * [`catalogue`]: domain suffixes of well-known services and their kind
+//!   (video, audio, conferencing, messaging), for features that generalise.
+//! * [`evidence`]: learned per-token class evidence (dense features that
+//!   carry names and protocols seen in other captures).
 //! * [`labels`]: ground truth from label CSVs (matched by five-tuple in either
 //!   direction), per-capture labels and rules.
 //! * [`dataset`]: datasets built from captures, grouped splits and k-fold.
@@ -15,7 +19,9 @@
 //! * [`model_file`]: versioned JSON model files.
 //! * [`streaming`]: early / per-packet classification and rolling accuracy.
 
+pub mod catalogue;
 pub mod dataset;
+pub mod evidence;
 pub mod features;
 pub mod flat;
 pub mod labels;

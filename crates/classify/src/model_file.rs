@@ -3,7 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{flow_feature_names, packet_feature_names, FEATURE_SCHEMA_VERSION};
+use flow::FlowRecord;
+
+use crate::evidence::{evidence_feature_names, TokenEvidence};
+use crate::features::{
+    evidence_tokens, flow_feature_names, flow_features, packet_feature_names,
+    FEATURE_SCHEMA_VERSION,
+};
 use crate::flat::TreeEnsemble;
 use crate::models::{Classifier, Model};
 use crate::tree::Tree;
@@ -39,6 +45,10 @@ pub struct ModelFile {
     pub class_names: Vec<String>,
     pub summary: TrainingSummary,
     pub model: Model,
+    /// Learned token evidence, when the model was trained with it: its
+    /// features follow the schema's flow features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<TokenEvidence>,
 }
 
 impl ModelFile {
@@ -53,7 +63,32 @@ impl ModelFile {
             class_names,
             summary,
             model,
+            evidence: None,
         }
+    }
+
+    /// Wraps a flow model trained on flow features followed by the
+    /// features of `evidence` ([`crate::Dataset::training_rows`]).
+    pub fn flow_with_evidence(
+        model: Model,
+        class_names: Vec<String>,
+        summary: TrainingSummary,
+        evidence: TokenEvidence,
+    ) -> Self {
+        let mut m = Self::flow(model, class_names, summary);
+        m.feature_names
+            .extend(evidence_feature_names(&m.class_names));
+        m.evidence = Some(evidence);
+        m
+    }
+
+    /// The model's input row for a (finished or partial) flow.
+    pub fn flow_row(&self, rec: &FlowRecord) -> Vec<f32> {
+        let mut x = flow_features(rec);
+        if let Some(ev) = &self.evidence {
+            x.extend(ev.features(&evidence_tokens(rec)));
+        }
+        x
     }
 
     /// Wraps a trained per-packet model.
@@ -98,7 +133,20 @@ impl ModelFile {
         }
         let m: ModelFile = serde_json::from_value(v)?;
         let expected = match m.feature_kind.as_str() {
-            "flow" => flow_feature_names(),
+            "flow" => {
+                let mut n = flow_feature_names();
+                if let Some(ev) = &m.evidence {
+                    if ev.classes != m.class_names.len() {
+                        return Err(ClassifyError::ModelFile(format!(
+                            "token evidence for {} classes, the model has {}",
+                            ev.classes,
+                            m.class_names.len()
+                        )));
+                    }
+                    n.extend(evidence_feature_names(&m.class_names));
+                }
+                n
+            }
             "packet" => packet_feature_names(),
             k => {
                 return Err(ClassifyError::ModelFile(format!(

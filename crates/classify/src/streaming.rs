@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use flow::{FlowConfig, FlowRecord, FlowTable};
 use serde::{Deserialize, Serialize};
 
-use crate::features::flow_features;
 use crate::model_file::ModelFile;
 use crate::models::argmax;
 use crate::partial::FlowBuilder;
@@ -197,7 +196,7 @@ impl StreamingClassifier {
                 && n <= self.cfg.max_update_packets
                 && (n - k) % self.cfg.update_every.max(1) == 0);
         if due {
-            let x = flow_features(&f.builder.snapshot());
+            let x = self.model.flow_row(&f.builder.snapshot());
             let p = self.model.predict_proba(&x);
             self.predictions += 1;
             let pred = self.judge(&p);

@@ -78,9 +78,16 @@ pub struct TrainArgs {
     /// Share of groups held out for testing (never split inside a group).
     #[arg(long = "test-fraction", default_value_t = 0.3)]
     pub test_fraction: f64,
+    /// K-fold evaluation over groups (each capture file or session held
+    /// out once) instead of one held-out share; the table pools the folds.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub folds: usize,
     /// Group by the labels' session (generator labels) instead of capture file.
     #[arg(long = "group-by-session")]
     pub group_by_session: bool,
+    /// Train without learned token evidence (only the schema's flow features).
+    #[arg(long = "no-evidence")]
+    pub no_evidence: bool,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Write the best model (by macro-F1 on the held-out groups), retrained on all data.
@@ -129,59 +136,102 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         )));
     }
     let k = ds.class_names.len();
-    let split = ds.split_by_group(args.test_fraction, args.seed);
-    let (xtr, ytr) = ds.subset(&split.train);
-    let (xte, yte) = ds.subset(&split.test);
-    if xte.is_empty() || xtr.is_empty() {
+    let splits = if args.folds > 1 {
+        ds.kfold_by_group(args.folds, args.seed)
+    } else {
+        vec![ds.split_by_group(args.test_fraction, args.seed)]
+    };
+    let n_groups = ds
+        .groups
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if splits
+        .iter()
+        .any(|s| s.test.is_empty() || s.train.is_empty())
+    {
         return Err(Failure::Input(anyhow::anyhow!(
-            "too few groups ({}) to hold some out: give more captures or sessions",
-            ds.groups
-                .iter()
-                .collect::<std::collections::HashSet<_>>()
-                .len()
+            "too few groups ({n_groups}) to hold some out: give more captures or sessions"
         )));
     }
-    let wtr = {
-        let cw = class_weights(&ytr, k);
-        ytr.iter().map(|&y| cw[y]).collect::<Vec<f32>>()
-    };
+    // Per model: pooled evaluation over the splits, training seconds, predictions and their seconds.
+    let mut pooled: Vec<(Option<Evaluation>, f64, u64, f64)> =
+        vec![(None, 0.0, 0, 0.0); kinds.len()];
+    let (mut train_rows, mut test_rows) = (0usize, 0usize);
+    for split in &splits {
+        let (xtr, ytr, xte, yte) = if args.no_evidence {
+            let (xtr, ytr) = ds.subset(&split.train);
+            let (xte, yte) = ds.subset(&split.test);
+            (xtr, ytr, xte, yte)
+        } else {
+            let (xtr, ytr, ev) = ds.training_rows(&split.train);
+            let (xte, yte) = ds.rows_with_evidence(&split.test, &ev);
+            (xtr, ytr, xte, yte)
+        };
+        train_rows += xtr.len();
+        test_rows += xte.len();
+        let wtr = {
+            let cw = class_weights(&ytr, k);
+            ytr.iter().map(|&y| cw[y]).collect::<Vec<f32>>()
+        };
+        for (kind, acc) in kinds.iter().zip(pooled.iter_mut()) {
+            let mut m = Model::new(*kind, args.seed);
+            let t = Instant::now();
+            m.fit(&xtr, &ytr, k, Some(&wtr)).map_err(err)?;
+            acc.1 += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let pred: Vec<usize> = xte.iter().map(|x| m.predict(x)).collect();
+            acc.3 += t.elapsed().as_secs_f64();
+            acc.2 += xte.len() as u64;
+            let eval = Evaluation::new(&ds.class_names, &yte, &pred);
+            acc.0 = Some(match acc.0.take() {
+                None => eval,
+                Some(p) => p.merge(&eval),
+            });
+        }
+    }
     let mut report = Report {
         title: format!(
-            "{} train rows, {} test rows held out by {}",
-            xtr.len(),
-            xte.len(),
+            "{} train rows, {} test rows held out by {}{}",
+            train_rows,
+            test_rows,
             if args.group_by_session {
                 "session"
             } else {
                 "capture file"
+            },
+            if splits.len() > 1 {
+                format!(" ({} folds, pooled)", splits.len())
+            } else {
+                String::new()
             }
         ),
         rows: Vec::new(),
     };
     let mut best: Option<(f64, ModelKind)> = None;
-    for kind in &kinds {
-        let mut m = Model::new(*kind, args.seed);
-        let t = Instant::now();
-        m.fit(&xtr, &ytr, k, Some(&wtr)).map_err(err)?;
-        let train_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let pred: Vec<usize> = xte.iter().map(|x| m.predict(x)).collect();
-        let per_s = xte.len() as f64 / t.elapsed().as_secs_f64().max(1e-9);
-        let eval = Evaluation::new(&ds.class_names, &yte, &pred);
+    for (kind, (eval, train_s, n, pred_s)) in kinds.iter().zip(pooled) {
+        let eval = eval.expect("at least one split");
         if best.is_none_or(|(f, _)| eval.macro_f1 > f) {
             best = Some((eval.macro_f1, *kind));
         }
         report.rows.push(ReportRow {
             model: kind.name().to_string(),
             eval,
-            train_s,
-            predictions_per_s: per_s,
+            train_s: train_s / splits.len() as f64,
+            predictions_per_s: n as f64 / pred_s.max(1e-9),
         });
     }
     println!("{report}");
     if let (Some(path), Some((f1, kind))) = (&args.output, best) {
         let mut m = Model::new(kind, args.seed);
-        let (xall, yall): (Vec<Vec<f32>>, Vec<usize>) = (ds.x.clone(), ds.y.clone());
+        let all: Vec<usize> = (0..ds.len()).collect();
+        let (xall, yall, ev) = if args.no_evidence {
+            let (x, y) = ds.subset(&all);
+            (x, y, None)
+        } else {
+            let (x, y, ev) = ds.training_rows(&all);
+            (x, y, Some(ev))
+        };
         let cw = class_weights(&yall, k);
         let w: Vec<f32> = yall.iter().map(|&y| cw[y]).collect();
         let t = Instant::now();
@@ -189,11 +239,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         let summary = TrainingSummary {
             rows: yall.len() as u64,
             rows_per_class: ds.class_counts(),
-            groups: ds
-                .groups
-                .iter()
-                .collect::<std::collections::HashSet<_>>()
-                .len() as u64,
+            groups: n_groups as u64,
             seed: args.seed,
             train_s: if args.reproducible {
                 0.0
@@ -210,9 +256,11 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
                     .join(" ")
             )],
         };
-        ModelFile::flow(m, ds.class_names.clone(), summary)
-            .save(path)
-            .map_err(err)?;
+        let file = match ev {
+            Some(ev) => ModelFile::flow_with_evidence(m, ds.class_names.clone(), summary, ev),
+            None => ModelFile::flow(m, ds.class_names.clone(), summary),
+        };
+        file.save(path).map_err(err)?;
         eprintln!("trafficscope: wrote {} model to {path}", kind.name());
     }
     Ok(())
@@ -474,7 +522,12 @@ mod tests {
             classify::FEATURE_SCHEMA_VERSION,
             "run scripts/train-default-model after changing the features"
         );
-        assert_eq!(m.feature_names, classify::flow_feature_names());
+        // The schema's flow features, then the learned evidence's.
+        let ev = m.evidence.as_ref().expect("trained with token evidence");
+        let mut names = classify::flow_feature_names();
+        names.extend(classify::evidence::evidence_feature_names(&m.class_names));
+        assert_eq!(m.feature_names, names);
+        assert_eq!(ev.classes, m.class_names.len());
         assert_eq!(m.feature_kind, "flow");
         for c in ["web", "video", "voip"] {
             assert!(m.class_names.iter().any(|n| n == c), "{:?}", m.class_names);
@@ -486,7 +539,7 @@ mod tests {
             DEFAULT_MODEL.len()
         );
         // A prediction is a probability vector over its classes.
-        let p = m.predict_proba(&vec![0.0; classify::FLOW_FEATURE_COUNT]);
+        let p = m.predict_proba(&vec![0.0; m.feature_names.len()]);
         assert_eq!(p.len(), m.class_names.len());
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
