@@ -233,6 +233,7 @@ fn upgrade_v1(v: &mut serde_json::Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::TokenEvidence;
     use crate::models::{tests::blobs, ModelKind};
     use crate::FLOW_FEATURE_COUNT;
 
@@ -289,5 +290,50 @@ mod tests {
                 .to_string();
             assert!(e.contains("index 3"), "{e}");
         }
+    }
+
+    #[test]
+    fn evidence_travels_with_the_model_and_must_match_its_classes() {
+        let (x, y) = blobs(200, 3);
+        let tokens: Vec<Vec<String>> = y
+            .iter()
+            .map(|&c| vec![format!("t{c}"), "common".into()])
+            .collect();
+        let idx: Vec<usize> = (0..y.len()).collect();
+        let ev = TokenEvidence::fit(&tokens, &y, 4, &idx);
+        let x: Vec<Vec<f32>> = x
+            .iter()
+            .zip(&tokens)
+            .map(|(r, t)| {
+                let mut r = r.clone();
+                r.resize(FLOW_FEATURE_COUNT, 0.0);
+                r.extend(ev.features(t));
+                r
+            })
+            .collect();
+        let mut m = Model::new(ModelKind::Forest, 1);
+        if let Model::Forest(f) = &mut m {
+            f.params.n_trees = 5;
+        }
+        m.fit(&x, &y, 4, None).unwrap();
+        let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let f = ModelFile::flow_with_evidence(m, names, TrainingSummary::default(), ev.clone());
+        assert_eq!(
+            f.feature_names.len(),
+            FLOW_FEATURE_COUNT + crate::evidence::evidence_feature_count(4)
+        );
+        let back = ModelFile::from_json(&f.to_json().unwrap()).unwrap();
+        assert_eq!(back.evidence.as_ref(), Some(&ev));
+        // Evidence counted for another number of classes is refused.
+        let mut v: serde_json::Value = serde_json::from_str(&f.to_json().unwrap()).unwrap();
+        v["evidence"]["classes"] = serde_json::json!(3);
+        let e = ModelFile::from_json(&v.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 classes") && e.contains("has 4"), "{e}");
+        // Dropping the evidence leaves names the schema does not explain.
+        let mut v: serde_json::Value = serde_json::from_str(&f.to_json().unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("evidence");
+        assert!(ModelFile::from_json(&v.to_string()).is_err());
     }
 }

@@ -198,6 +198,35 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
     args.extend(["-o", model.to_str().unwrap(), "--test-fraction", "0.5"]);
     let t = run(&args);
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+
+    // K-fold by capture file: every row is tested exactly once, and trained
+    // on in the K - 1 other folds.
+    let mut args: Vec<&str> = vec!["train", &caps[0], &caps[1], &caps[2]];
+    for l in &label_files {
+        args.extend(["--labels", l]);
+    }
+    args.extend(["--folds", "3", "--models", "rf"]);
+    let t = run(&args);
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let (out, err) = (
+        String::from_utf8_lossy(&t.stdout),
+        String::from_utf8_lossy(&t.stderr),
+    );
+    let rows: usize = err
+        .split("trafficscope: ")
+        .nth(1)
+        .and_then(|s| s.split(" rows").next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no row count in {err}"));
+    let title = out.lines().next().unwrap_or("");
+    assert_eq!(
+        title,
+        format!(
+            "{} train rows, {rows} test rows held out by capture file (3 folds, pooled)",
+            2 * rows
+        ),
+        "{out}"
+    );
     let flows_csv = tmp("classified-flows.csv");
     let c = run(&[
         "classify",
