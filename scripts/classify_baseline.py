@@ -6,8 +6,11 @@ features exported by `cargo run -p classify --release --example eval_real --
 nfstream needs libpcap and could not be installed here, so the baseline uses
 the exported flow statistics instead of nfstream's. Two feature sets:
   * "stats": the nfstream-like flow statistics only (no application hints:
-    drops kw_*, tok_*, app_*, detected_* and service columns);
-  * "all": every exported feature (the same input as the Rust models).
+    drops kw_*, tok_*, app_*, detected_*, svc_*, seen_*, http_* and service
+    columns);
+  * "all": every exported feature (the schema's flow features: the Rust
+    models get the learned token evidence on top, which is fitted per fold
+    and not exported).
 Only whole-flow rows (prefix == 0) are used, for training and scoring, like
 the Rust benchmark models.
 
@@ -31,7 +34,7 @@ def main(path):
     X = raw[:, feat_cols].astype(np.float32)
     class_names = sorted(set(classes))
     y = np.array([class_names.index(c) for c in classes])
-    hint = ("kw_", "tok_", "app_", "detected_", "service_")
+    hint = ("kw_", "tok_", "app_", "detected_", "service_", "svc_", "seen_", "http_")
     stats = [j for j, n in enumerate(names) if not n.startswith(hint)]
     for label, cols in (("stats", stats), ("all", list(range(len(names))))):
         f1s, truth, pred = [], [], []

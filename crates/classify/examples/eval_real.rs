@@ -70,6 +70,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rf_mtry: usize = arg(&args, "--rf-mtry", "0").parse()?;
     let group_weight = args.iter().any(|a| a == "--group-weight");
     let evidence = !args.iter().any(|a| a == "--no-evidence");
+    let catalogue_weight: f32 = arg(
+        &args,
+        "--catalogue-weight",
+        &classify::model_file::CATALOGUE_WEIGHT.to_string(),
+    )
+    .parse()?;
     // Benchmark models also learn the prefix rows of the training flows.
     let train_prefix = args.iter().any(|a| a == "--train-prefix");
 
@@ -189,12 +195,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 m.fit(&xtr, &ytr, k, Some(&w))?;
                 train_s[mi] += t.elapsed().as_secs_f64();
                 let t = Instant::now();
-                let pred: Vec<usize> = m.predict_batch(&xte);
+                std::hint::black_box(m.predict_batch(&xte));
                 pred_time[mi] += t.elapsed().as_secs_f64();
                 pred_n[mi] += xte.len() as u64;
-                for (r, &t) in xte.iter().zip(&yte) {
-                    let p = m.predict_proba(r);
-                    let best = classify::models::argmax(&p);
+                // Probabilities as the model file gives them (catalogue ratio included).
+                let probs: Vec<Vec<f32>> = xte
+                    .iter()
+                    .map(|x| {
+                        let mut p = m.predict_proba(x);
+                        if evidence {
+                            classify::model_file::catalogue_adjust(&mut p, x, catalogue_weight);
+                        }
+                        p
+                    })
+                    .collect();
+                let pred: Vec<usize> = probs.iter().map(|p| classify::models::argmax(p)).collect();
+                for (p, &t) in probs.iter().zip(&yte) {
+                    let best = classify::models::argmax(p);
                     if p[best] >= threshold {
                         answered[mi].0 += 1;
                         answered[mi].1 += (best == t) as u64;
@@ -212,6 +229,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .position(|a| a == "--show")
                     .and_then(|i| args.get(i + 1))
                 {
+                    if mi == 1 && test.iter().any(|&i| &ds.groups[i] == show) {
+                        let d = ds.x[0].len();
+                        for j in 0..k {
+                            let mut c = vec![0; k];
+                            for (x, &y) in xtr.iter().zip(&ytr) {
+                                if x[d + j] > 0.6 {
+                                    c[y] += 1;
+                                }
+                            }
+                            println!(
+                                "train rows with catalogue evidence for {} > 0.6: by class {c:?}",
+                                ds.class_names[j]
+                            );
+                        }
+                    }
                     for (j, &i) in test.iter().enumerate() {
                         if &ds.groups[i] == show && pred[j] != yte[j] {
                             println!(
@@ -237,12 +269,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let mf = if evidence {
                         let (xs, ys, ev) = ds.training_rows(&split.train);
                         m.fit(&xs, &ys, k, Some(&class_weights(&ys, k)))?;
-                        ModelFile::flow_with_evidence(
+                        let mut mf = ModelFile::flow_with_evidence(
                             m,
                             ds.class_names.clone(),
                             TrainingSummary::default(),
                             ev,
-                        )
+                        );
+                        mf.catalogue_weight = catalogue_weight;
+                        mf
                     } else {
                         let (xs, ys) = ds.subset(&split.train);
                         m.fit(&xs, &ys, k, Some(&class_weights(&ys, k)))?;

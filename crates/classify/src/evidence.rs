@@ -135,6 +135,29 @@ impl TokenEvidence {
     }
 }
 
+/// Multiplies class probabilities `p` by the catalogue's likelihood ratio
+/// (the catalogue evidence `ev_catalogue`, the first k evidence features,
+/// over the uniform prior) raised to `weight`, and renormalises.
+///
+/// A model learns the catalogue's categories only from the few training
+/// flows whose names are listed, and under-uses them (on the real captures
+/// a service such as Netflix has 11 such rows when its capture is held
+/// out); this is the naive-Bayes way to let that evidence count in full.
+/// Classes without catalogue evidence keep a ratio of 1.
+pub fn apply_catalogue(p: &mut [f32], ev_catalogue: &[f32], weight: f32) {
+    if weight == 0.0 || ev_catalogue.len() != p.len() {
+        return;
+    }
+    let k = p.len() as f32;
+    for (pj, &e) in p.iter_mut().zip(ev_catalogue) {
+        *pj *= (e * k).max(1e-6).powf(weight);
+    }
+    let sum: f32 = p.iter().sum();
+    if sum > 0.0 {
+        p.iter_mut().for_each(|x| *x /= sum);
+    }
+}
+
 /// Weight per class so that every class present sums to the same total.
 fn class_balance(y: &[usize], classes: usize, idx: &[usize]) -> Vec<f32> {
     let mut n = vec![0f32; classes];
@@ -192,6 +215,20 @@ mod tests {
             (f[2] - 0.5).abs() < 1e-6 && (f[3] - 0.5).abs() < 1e-6,
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn catalogue_ratio_multiplies_and_renormalises() {
+        let mut p = vec![0.5, 0.3, 0.2];
+        // Prior 1/3: class 1 has evidence 2/3 (ratio 2), the others the prior.
+        apply_catalogue(&mut p, &[1.0 / 3.0, 2.0 / 3.0, 1.0 / 3.0], 1.0);
+        let z = 0.5 + 0.6 + 0.2;
+        for (a, b) in p.iter().zip([0.5 / z, 0.6 / z, 0.2 / z]) {
+            assert!((a - b).abs() < 1e-6, "{p:?}");
+        }
+        let before = p.clone();
+        apply_catalogue(&mut p, &[0.9, 0.05, 0.05], 0.0);
+        assert_eq!(p, before, "weight 0 leaves the model's answer");
     }
 
     #[test]

@@ -6,13 +6,16 @@
 
 use std::collections::HashMap;
 
+use decode::app::{protocol_names, PROTOCOLS};
 use flow::{AppInfo, FlowRecord};
 
 use crate::catalogue::{Catalogue, Category};
 
 /// Bump whenever a feature is added, removed, reordered or changes meaning.
 /// 2: 256 buckets of hashed application tokens (version 1 had 64).
-/// 3: service-catalogue categories of the flow's names.
+/// 3: service-catalogue categories of the flow's names (SNI, HTTP Host, DNS
+///    query, server certificate name); every protocol recognised in the
+///    flow; HTTP media hints (path extension, response content type).
 pub const FEATURE_SCHEMA_VERSION: u32 = 3;
 
 /// Signed sizes / IATs of this many first packets are features.
@@ -21,6 +24,13 @@ pub const FIRST_N: usize = 16;
 pub const TOKEN_BUCKETS: usize = 256;
 
 const DETECTED: [&str; 8] = ["tls", "http", "dns", "quic", "ssh", "rtp", "rtcp", "sip"];
+/// Extensions of request paths that name media segments, playlists and files.
+const MEDIA_EXTENSIONS: [&str; 16] = [
+    "m3u8", "mpd", "ts", "m4s", "m4v", "m4a", "mp4", "flv", "f4v", "webm", "mkv", "mp3", "aac",
+    "ogg", "ism", "cmfv",
+];
+/// Families of HTTP response content types, in feature order.
+const CONTENT_FAMILIES: [&str; 6] = ["media", "image", "text", "script", "data", "other"];
 const FLAG_NAMES: [&str; 8] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];
 /// Substrings of host names (SNI, HTTP host, DNS query) that hint at an
 /// application family. Generic words and large platforms only.
@@ -118,6 +128,14 @@ fn flow_names() -> Vec<String> {
     for c in Category::ALL {
         n.push(format!("svc_{}", c.name()));
     }
+    for p in PROTOCOLS {
+        n.push(format!("seen_{p}"));
+    }
+    n.push("app_tls_cert_name".into());
+    n.push("http_path_media".into());
+    for f in CONTENT_FAMILIES {
+        n.push(format!("http_content_{f}"));
+    }
     for i in 0..TOKEN_BUCKETS {
         n.push(format!("tok_{i}"));
     }
@@ -134,6 +152,9 @@ pub const FLOW_FEATURE_COUNT: usize = 13
     + DETECTED.len()
     + KEYWORDS.len()
     + Category::ALL.len()
+    + PROTOCOLS.len()
+    + 2
+    + CONTENT_FAMILIES.len()
     + TOKEN_BUCKETS;
 
 /// Names of the flow features, in order.
@@ -177,10 +198,7 @@ fn port_parts(port: u16) -> (f32, f32, f32) {
 /// DNS query), its ALPN, detected protocol, service, QUIC version.
 pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
     let mut t = Vec::new();
-    for name in [&rec.app.tls_sni, &rec.app.http_host, &rec.app.dns_query]
-        .into_iter()
-        .flatten()
-    {
+    for name in flow_names_of(&rec.app) {
         host_tokens(name, &mut t);
     }
     if let Some(a) = &rec.app.tls_alpn {
@@ -197,6 +215,15 @@ pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
     }
     if let Some(q) = rec.app.dns_qtype {
         t.push(format!("qtype:{q}"));
+    }
+    for p in protocol_names(rec.app.protocols) {
+        t.push(format!("proto:{p}"));
+    }
+    if let Some(e) = rec.app.http_path.as_deref().and_then(media_extension) {
+        t.push(format!("ext:{e}"));
+    }
+    if let Some(ct) = rec.app.http_content_type.as_deref() {
+        t.push(format!("content:{}", content_family(ct)));
     }
     t
 }
@@ -253,12 +280,51 @@ fn host_tokens(name: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The host names a flow carries: SNI, HTTP Host, DNS query.
+/// The host names a flow carries: SNI, HTTP Host, DNS query, server
+/// certificate name.
 fn flow_names_of(a: &AppInfo) -> impl Iterator<Item = &str> {
-    [&a.tls_sni, &a.http_host, &a.dns_query]
+    [&a.tls_sni, &a.http_host, &a.dns_query, &a.tls_cert_name]
         .into_iter()
         .flatten()
         .map(String::as_str)
+}
+
+/// The media extension of a request path ("/seg/a-0023.ts?x=1" → "ts").
+fn media_extension(path: &str) -> Option<&'static str> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let last = path.rsplit('/').next().unwrap_or("");
+    let (_, ext) = last.rsplit_once('.')?;
+    MEDIA_EXTENSIONS
+        .iter()
+        .find(|e| e.eq_ignore_ascii_case(ext))
+        .copied()
+}
+
+/// Family of a response content type (lower-case media type).
+fn content_family(ct: &str) -> &'static str {
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    let (top, sub) = ct.split_once('/').unwrap_or((ct, ""));
+    match top {
+        "video" | "audio" => "media",
+        "image" => "image",
+        _ if sub.contains("mpegurl") || sub.contains("dash+xml") || sub == "vnd.ms-sstr+xml" => {
+            "media"
+        }
+        "text" if sub == "javascript" => "script",
+        "text" => "text",
+        "application" if sub.contains("javascript") || sub == "wasm" => "script",
+        "application"
+            if sub.contains("json")
+                || sub.contains("xml")
+                || sub == "x-protobuf"
+                || sub == "protobuf"
+                || sub == "grpc" =>
+        {
+            "data"
+        }
+        "font" => "other",
+        _ => "other",
+    }
 }
 
 /// Feature vector of a (finished or partial) flow record.
@@ -377,6 +443,15 @@ pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
     let cats = Catalogue::builtin().categories(flow_names_of(a));
     for c in Category::ALL {
         v.push((cats & c.bit() != 0) as u8 as f32);
+    }
+    for i in 0..PROTOCOLS.len() {
+        v.push((a.protocols >> i & 1) as f32);
+    }
+    v.push(a.tls_cert_name.is_some() as u8 as f32);
+    v.push(a.http_path.as_deref().and_then(media_extension).is_some() as u8 as f32);
+    let family = a.http_content_type.as_deref().map(content_family);
+    for f in CONTENT_FAMILIES {
+        v.push((family == Some(f)) as u8 as f32);
     }
     let base = v.len();
     v.extend([0.0; TOKEN_BUCKETS]);

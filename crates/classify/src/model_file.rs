@@ -21,6 +21,19 @@ use crate::{ClassifyError, Result};
 pub const MODEL_FORMAT_VERSION: u32 = 2;
 const FORMAT: &str = "trafficscope-classify-model";
 
+/// Weight of the catalogue's likelihood ratio in models trained with token
+/// evidence: 1, the plain naive-Bayes product.
+pub const CATALOGUE_WEIGHT: f32 = 1.0;
+
+/// Applies the catalogue ratio to `p` for a row of flow features followed
+/// by evidence features (the catalogue evidence comes first).
+pub fn catalogue_adjust(p: &mut [f32], x: &[f32], weight: f32) {
+    let d = crate::FLOW_FEATURE_COUNT;
+    if let Some(ev) = x.get(d..d + p.len()) {
+        crate::evidence::apply_catalogue(p, ev, weight);
+    }
+}
+
 /// How a model was trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TrainingSummary {
@@ -49,6 +62,10 @@ pub struct ModelFile {
     /// features follow the schema's flow features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<TokenEvidence>,
+    /// Exponent of the catalogue's likelihood ratio applied to the model's
+    /// flow probabilities ([`crate::evidence::apply_catalogue`]); 0 = off.
+    #[serde(default)]
+    pub catalogue_weight: f32,
 }
 
 impl ModelFile {
@@ -64,6 +81,7 @@ impl ModelFile {
             summary,
             model,
             evidence: None,
+            catalogue_weight: 0.0,
         }
     }
 
@@ -79,7 +97,19 @@ impl ModelFile {
         m.feature_names
             .extend(evidence_feature_names(&m.class_names));
         m.evidence = Some(evidence);
+        m.catalogue_weight = CATALOGUE_WEIGHT;
         m
+    }
+
+    /// Class probabilities of a flow row ([`flow_row`](Self::flow_row)):
+    /// the model's, times the catalogue's likelihood ratio when the model
+    /// carries token evidence.
+    pub fn flow_proba(&self, x: &[f32]) -> Vec<f32> {
+        let mut p = self.model.predict_proba(x);
+        if self.evidence.is_some() {
+            catalogue_adjust(&mut p, x, self.catalogue_weight);
+        }
+        p
     }
 
     /// The model's input row for a (finished or partial) flow.

@@ -197,7 +197,7 @@ impl StreamingClassifier {
                 && (n - k) % self.cfg.update_every.max(1) == 0);
         if due {
             let x = self.model.flow_row(&f.builder.snapshot());
-            let p = self.model.predict_proba(&x);
+            let p = self.model.flow_proba(&x);
             self.predictions += 1;
             let pred = self.judge(&p);
             // Re-borrow after the immutable use of self.

@@ -76,6 +76,14 @@ fn schema() -> Schema {
         DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
         false,
     ));
+    for c in [
+        "http_path",
+        "http_content_type",
+        "tls_cert_name",
+        "protocols",
+    ] {
+        fields.push(Field::new(c, DataType::Utf8, true));
+    }
     Schema::new(fields)
 }
 
@@ -196,6 +204,12 @@ impl<W: Write> ArrowFlowWriter<W> {
         }
         cols.push(Arc::new(sizes.finish()));
         cols.push(Arc::new(iats.finish()));
+        cols.push(strcol(&|r| r.app.http_path.clone()));
+        cols.push(strcol(&|r| r.app.http_content_type.clone()));
+        cols.push(strcol(&|r| r.app.tls_cert_name.clone()));
+        cols.push(strcol(&|r| {
+            (r.app.protocols != 0).then(|| flow::AppInfo::protocols_joined(r.app.protocols))
+        }));
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         self.writer.write(&batch)
     }

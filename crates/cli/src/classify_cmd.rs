@@ -180,7 +180,20 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
             m.fit(&xtr, &ytr, k, Some(&wtr)).map_err(err)?;
             acc.1 += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let pred: Vec<usize> = xte.iter().map(|x| m.predict(x)).collect();
+            let pred: Vec<usize> = xte
+                .iter()
+                .map(|x| {
+                    let mut p = m.predict_proba(x);
+                    if !args.no_evidence {
+                        classify::model_file::catalogue_adjust(
+                            &mut p,
+                            x,
+                            classify::model_file::CATALOGUE_WEIGHT,
+                        );
+                    }
+                    classify::models::argmax(&p)
+                })
+                .collect();
             acc.3 += t.elapsed().as_secs_f64();
             acc.2 += xte.len() as u64;
             let eval = Evaluation::new(&ds.class_names, &yte, &pred);

@@ -91,7 +91,7 @@ fn hint_str(pkt: &Packet<'_>) -> String {
             app::dns_type_name(qtype),
             qname
         ),
-        Some(app::AppHint::HttpRequest { method, host }) => {
+        Some(app::AppHint::HttpRequest { method, host, .. }) => {
             format!(
                 "http {method}{}",
                 host.map(|h| format!(" host={h}")).unwrap_or_default()

@@ -129,7 +129,7 @@ fn arrow_export_holds_the_same_flows_as_csv() {
     let rows = csv_rows(&String::from_utf8_lossy(&csv.stdout));
     let reader =
         arrow_ipc::reader::FileReader::try_new(std::fs::File::open(&out).unwrap(), None).unwrap();
-    let mut n = 0;
+    let (mut n, mut with_tls, mut with_cert) = (0, 0, 0);
     for batch in reader {
         let batch = batch.unwrap();
         let ids = batch
@@ -140,18 +140,34 @@ fn arrow_export_holds_the_same_flows_as_csv() {
             .column_by_name("fwd_packets")
             .unwrap()
             .as_primitive::<UInt64Type>();
-        let sni = batch.column_by_name("tls_sni").unwrap().as_string::<i32>();
+        let strings = [
+            "tls_sni",
+            "http_path",
+            "http_content_type",
+            "tls_cert_name",
+            "protocols",
+        ]
+        .map(|c| (c, batch.column_by_name(c).unwrap().as_string::<i32>()));
         for i in 0..batch.num_rows() {
             let r = &rows[n];
             assert_eq!(ids.value(i).to_string(), r["id"]);
             assert_eq!(pk.value(i).to_string(), r["fwd_packets"]);
-            let s = if sni.is_null(i) { "" } else { sni.value(i) };
-            assert_eq!(s, r["tls_sni"]);
+            for (c, col) in &strings {
+                let s = if col.is_null(i) { "" } else { col.value(i) };
+                assert_eq!(s, r[*c], "{c}");
+                if *c == "protocols" && s.contains("tls") {
+                    with_tls += 1;
+                }
+                if *c == "tls_cert_name" && !s.is_empty() {
+                    with_cert += 1;
+                }
+            }
             n += 1;
         }
     }
     assert_eq!(n, rows.len());
     assert!(n > 0);
+    assert!(with_tls > 0 && with_cert > 0, "{with_tls} {with_cert}");
 }
 
 /// (capture time in ns, frame length, captured length) of one frame.

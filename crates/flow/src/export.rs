@@ -63,6 +63,10 @@ pub const FLOW_CSV_COLUMNS: &[&str] = &[
     "end_reason",
     "first_sizes",
     "first_iats_us",
+    "http_path",
+    "http_content_type",
+    "tls_cert_name",
+    "protocols",
 ];
 
 pub fn write_csv_header(out: &mut impl Write) -> io::Result<()> {
@@ -207,6 +211,17 @@ pub fn write_csv_row(out: &mut impl Write, r: &FlowRecord, line: &mut String) ->
         }
         fixed(s, *iat, 0);
     }
+    opt(s, a.http_path.as_deref());
+    opt(s, a.http_content_type.as_deref());
+    opt(s, a.tls_cert_name.as_deref());
+    // Protocol names never need quoting.
+    s.push(',');
+    for (i, name) in decode::app::protocol_names(a.protocols).enumerate() {
+        if i > 0 {
+            s.push('+');
+        }
+        s.push_str(name);
+    }
     s.push('\n');
     out.write_all(s.as_bytes())
 }
@@ -225,6 +240,57 @@ mod tests {
             fixed(&mut s, x, d);
             prop_assert_eq!(&s, &format!("{:.*}", d as usize, x));
         }
+    }
+
+    #[test]
+    fn new_app_columns_come_last() {
+        let n = FLOW_CSV_COLUMNS.len();
+        assert_eq!(
+            FLOW_CSV_COLUMNS[n - 4..],
+            [
+                "http_path",
+                "http_content_type",
+                "tls_cert_name",
+                "protocols"
+            ]
+        );
+        let app = crate::AppInfo {
+            http_path: Some("/a,b".into()),
+            http_content_type: Some("video/mp4".into()),
+            tls_cert_name: None,
+            protocols: (1 << 8) | (1 << 5),
+            ..Default::default()
+        };
+        let r = FlowRecord {
+            id: 7,
+            start_ns: 0,
+            end_ns: 1_000_000_000,
+            protocol: 17,
+            ip_version: 4,
+            src: "10.0.0.1".parse().unwrap(),
+            src_port: 5000,
+            dst: "10.0.0.2".parse().unwrap(),
+            dst_port: 3478,
+            vlan: 0,
+            tunnel: None,
+            fwd: DirStats::default(),
+            bwd: DirStats::default(),
+            fragments: 0,
+            first_sizes: vec![60],
+            first_dirs: vec![1],
+            first_iats_us: vec![0.0],
+            app,
+            end_reason: crate::EndReason::Idle,
+        };
+        let (mut out, mut line) = (Vec::new(), String::new());
+        write_csv_row(&mut out, &r, &mut line).unwrap();
+        let row = String::from_utf8(out).unwrap();
+        assert!(
+            row.ends_with(",60,0,\"/a,b\",video/mp4,,rtp+stun\n"),
+            "{row}"
+        );
+        // One field per column (the quoted path holds the only extra comma).
+        assert_eq!(row.matches(',').count(), n);
     }
 
     #[test]

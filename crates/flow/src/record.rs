@@ -1,6 +1,6 @@
 use std::net::IpAddr;
 
-use decode::app::{dns_type_name, AppHint};
+use decode::app::{dns_type_name, protocol_names, AppHint};
 use serde::Serialize;
 
 /// Why a flow record was emitted.
@@ -174,7 +174,11 @@ pub struct DirStats {
 pub struct AppInfo {
     /// Well-known service of the ports (e.g. "https", "dns", "rsync").
     pub service: Option<&'static str>,
-    /// Protocol recognised in the payload ("tls", "http", "dns", "quic", "ssh", "rtp", "sip", …).
+    /// Protocol recognised in the payload ("tls", "http", "dns", "quic", "ssh",
+    /// "rtp", "sip", "stun", …; one of [`decode::app::PROTOCOLS`]): the first
+    /// one recognised, except that a TLS ClientHello, an HTTP request or SIP
+    /// replaces it. So STUN then DTLS and RTP on one flow stays "stun";
+    /// [`protocols`](Self::protocols) holds all of them.
     pub detected: Option<&'static str>,
     pub tls_sni: Option<String>,
     pub tls_alpn: Option<String>,
@@ -184,12 +188,48 @@ pub struct AppInfo {
     pub http_host: Option<String>,
     pub quic_version: Option<String>,
     pub ssh_banner: Option<String>,
+    /// Target of the first HTTP request (at most 256 bytes).
+    pub http_path: Option<String>,
+    /// Media type of the first HTTP response's Content-Type, lower case,
+    /// without parameters ("video/mp4").
+    pub http_content_type: Option<String>,
+    /// Subject CN (or first SAN dNSName) of the server's first certificate,
+    /// when the handshake was plaintext (TLS ≤ 1.2) and the name lay in the
+    /// inspected packets.
+    pub tls_cert_name: Option<String>,
+    /// Every protocol recognised in the flow's inspected packets: bit `i`
+    /// is [`decode::app::PROTOCOLS`]`[i]`. Serialized as the '+'-joined
+    /// names ("stun+dtls+rtp"), null when empty.
+    #[serde(serialize_with = "serialize_protocols")]
+    pub protocols: u32,
+}
+
+fn serialize_protocols<S: serde::Serializer>(mask: &u32, s: S) -> Result<S::Ok, S::Error> {
+    if *mask == 0 {
+        s.serialize_none()
+    } else {
+        s.serialize_str(&AppInfo::protocols_joined(*mask))
+    }
 }
 
 impl AppInfo {
+    /// The names of the bits of `mask` joined by '+' ("stun+rtp"); empty
+    /// for 0.
+    pub fn protocols_joined(mask: u32) -> String {
+        let mut s = String::new();
+        for (i, name) in protocol_names(mask).enumerate() {
+            if i > 0 {
+                s.push('+');
+            }
+            s.push_str(name);
+        }
+        s
+    }
+
     /// Folds one application hint in: the first value of each field wins.
     pub fn merge(&mut self, h: &AppHint<'_>) {
         let app = self;
+        app.protocols |= h.protocol_bit();
         if app.detected.is_none() {
             app.detected = Some(h.protocol());
         }
@@ -203,16 +243,25 @@ impl AppInfo {
                     app.tls_alpn = alpn.map(str::to_string);
                 }
             }
+            AppHint::TlsCertificate { name } if app.tls_cert_name.is_none() => {
+                app.tls_cert_name = Some(name.to_string());
+            }
             AppHint::Dns { qname, qtype, .. } if app.dns_query.is_none() => {
                 app.dns_query = Some(qname.as_str().to_string());
                 app.dns_qtype = Some(dns_type_name(qtype));
             }
-            AppHint::HttpRequest { method, host } => {
+            AppHint::HttpRequest { method, path, host } => {
                 app.detected = Some("http");
                 if app.http_method.is_none() {
                     app.http_method = Some(method.to_string());
                     app.http_host = host.map(str::to_string);
+                    app.http_path = Some(path.to_string());
                 }
+            }
+            AppHint::HttpResponse {
+                content_type: Some(ct),
+            } if app.http_content_type.is_none() => {
+                app.http_content_type = Some(ct.to_ascii_lowercase());
             }
             AppHint::Quic { version } if app.quic_version.is_none() => {
                 app.quic_version = Some(format!("0x{version:08x}"));
@@ -302,6 +351,64 @@ mod tests {
             prop_assert!((s.mean - mean).abs() <= 1e-9 * mean.max(1.0));
             prop_assert!((s.std - std).abs() <= 1e-6 * std.max(1.0), "{} vs {}", s.std, std);
         }
+    }
+
+    #[test]
+    fn merge_keeps_first_detected_and_collects_every_protocol() {
+        let mut a = AppInfo::default();
+        a.merge(&AppHint::Stun { message_type: 1 });
+        a.merge(&AppHint::Dtls {
+            content_type: 22,
+            version: 0xfefd,
+        });
+        a.merge(&AppHint::Rtp { payload_type: 111 });
+        a.merge(&AppHint::Stun {
+            message_type: 0x101,
+        });
+        assert_eq!(a.detected, Some("stun"));
+        assert_eq!(AppInfo::protocols_joined(a.protocols), "rtp+stun+dtls");
+        // An HTTP request still takes over `detected`; the first path,
+        // content type (lower-cased) and certificate name are kept.
+        let mut a = AppInfo::default();
+        a.merge(&AppHint::TlsCertificate { name: "a.example" });
+        a.merge(&AppHint::TlsCertificate { name: "b.example" });
+        a.merge(&AppHint::HttpResponse {
+            content_type: Some("Video/MP4"),
+        });
+        a.merge(&AppHint::HttpResponse {
+            content_type: Some("text/html"),
+        });
+        a.merge(&AppHint::HttpRequest {
+            method: "GET",
+            path: "/seg1.ts",
+            host: Some("cdn"),
+        });
+        a.merge(&AppHint::HttpRequest {
+            method: "POST",
+            path: "/other",
+            host: None,
+        });
+        assert_eq!(a.detected, Some("http"));
+        assert_eq!(a.tls_cert_name.as_deref(), Some("a.example"));
+        assert_eq!(a.http_content_type.as_deref(), Some("video/mp4"));
+        assert_eq!(a.http_path.as_deref(), Some("/seg1.ts"));
+        assert_eq!(a.http_method.as_deref(), Some("GET"));
+        assert_eq!(a.http_host.as_deref(), Some("cdn"));
+        assert_eq!(AppInfo::protocols_joined(a.protocols), "tls+http");
+        assert_eq!(AppInfo::protocols_joined(0), "");
+    }
+
+    #[test]
+    fn protocols_serialize_as_joined_names() {
+        let mut a = AppInfo::default();
+        let j = serde_json::to_value(&a).unwrap();
+        assert!(j["protocols"].is_null());
+        a.merge(&AppHint::Iax2);
+        a.merge(&AppHint::Rtp { payload_type: 0 });
+        let j = serde_json::to_value(&a).unwrap();
+        assert_eq!(j["protocols"], "rtp+iax2");
+        assert_eq!(j["detected"], "iax2");
+        assert!(j["tls_cert_name"].is_null());
     }
 
     #[test]
