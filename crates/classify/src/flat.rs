@@ -1,42 +1,110 @@
 //! Flattened tree ensembles for fast inference.
 //!
-//! Every tree of a forest (or of a boosting) lives in one contiguous array
-//! of 16-byte nodes: feature index, threshold, index of the left child (the
-//! right child follows it) and, for a leaf, the offset of its values in one
-//! shared value array. A leaf points at itself with an infinite threshold,
-//! so a walk can take a fixed number of steps without branching on the node
-//! kind; several walks (rows of a batch, or trees of one row) advance in
-//! lockstep, which lets the processor overlap their memory loads.
+//! Every tree of a forest (or of a boosting) lives in one contiguous node
+//! array, trees one after the other. A node holds its feature, its
+//! threshold and how far ahead its left child is (the right child follows
+//! the left one); a leaf is its own left child (distance 0) with an
+//! infinite threshold, so a walk can take more steps than its path without
+//! leaving the leaf. Nodes take 8 bytes (16-bit feature and distance) when
+//! every tree allows it, else 12. Leaf values are kept padded to a multiple
+//! of four per leaf, so that summing them vectorises.
+//!
+//! Prediction advances several walks in lockstep, which lets the processor
+//! overlap their memory loads: for a batch, a block of [`LANES`] rows down
+//! one tree at a time (the rows are first copied, NaN → 0, at a fixed
+//! stride, so that every walk reads its row at a constant offset from one
+//! pointer; the leaves are summed per row afterwards); for one row, 16
+//! trees at a time. A group stops as soon as no walk moved (a step only
+//! ever moves a walk forward in the array).
+//!
+//! Measured on the real flows (`forest_bench`, 2 shared cores), against the
+//! previous layout (16-byte nodes, eight walks, rows read in place, sums
+//! through a callback): about 1.8× in batch and 1.5× one row at a time.
+//! Tried and left out: a work queue that refills a lane as soon as its walk
+//! ends (no idle lanes; measured 0.7× in a first form with branches, and a
+//! branch-free one takes about twice the instructions of a lockstep step,
+//! more than the 1.3–1.5× steps it saves), AVX2 gathers (eight walks in one
+//! register: half the speed of scalar code here), copying only the features
+//! the trees use (a gather costs more than the whole-row copy),
+//! breadth-first node order (within noise), power-of-two row strides
+//! (cache-set conflicts).
 //!
 //! The partition is exactly that of [`Tree::leaf`]: a value goes left when
-//! `value <= threshold`, NaN inputs count as 0.
+//! `value <= threshold`, NaN inputs count as 0; sums of leaf values are
+//! taken in tree order, so they are bit for bit those of a tree-by-tree
+//! walk.
 
 use serde::{Deserialize, Serialize};
 
 use crate::tree::{Node, Tree};
 
-/// Walks advanced together.
-const LANES: usize = 8;
-/// Rows per block in batch prediction (the block's accumulators and the
-/// trees stay in cache).
-pub const BLOCK: usize = 16;
+/// Rows walked together in batch prediction (8 and 16 were not faster).
+pub const LANES: usize = 12;
+/// Trees walked together on one row (8, 12 and 24 were slower).
+const ROW_LANES: usize = 16;
+/// Lanes for the last trees of one row, when fewer than [`ROW_LANES`] are
+/// left.
+const TAIL_LANES: usize = 4;
 
+/// A node in 8 bytes: feature, distance to the left child (0: a leaf),
+/// threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
-struct FlatNode {
-    feature: u32,
+struct Small {
+    feature: u16,
+    delta: u16,
     threshold: f32,
-    /// Left child (right = left + 1); a leaf: its own index.
-    child: u32,
-    /// A leaf: offset of its values in `values`.
-    value: u32,
 }
 
-impl FlatNode {
-    #[inline]
-    fn is_leaf(&self, index: usize) -> bool {
-        self.child as usize == index
+/// A node of a tree too large (or with too many features) for [`Small`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+struct Wide {
+    feature: u32,
+    delta: u32,
+    threshold: f32,
+}
+
+trait Step: Copy {
+    fn feature(&self) -> usize;
+    fn delta(&self) -> u32;
+    fn threshold(&self) -> f32;
+}
+
+impl Step for Small {
+    #[inline(always)]
+    fn feature(&self) -> usize {
+        self.feature as usize
     }
+    #[inline(always)]
+    fn delta(&self) -> u32 {
+        self.delta as u32
+    }
+    #[inline(always)]
+    fn threshold(&self) -> f32 {
+        self.threshold
+    }
+}
+
+impl Step for Wide {
+    #[inline(always)]
+    fn feature(&self) -> usize {
+        self.feature as usize
+    }
+    #[inline(always)]
+    fn delta(&self) -> u32 {
+        self.delta
+    }
+    #[inline(always)]
+    fn threshold(&self) -> f32 {
+        self.threshold
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Nodes {
+    Small(Vec<Small>),
+    Wide(Vec<Wide>),
 }
 
 /// An ensemble of trees in one node array. Leaves hold `width` values each.
@@ -44,7 +112,11 @@ impl FlatNode {
 #[serde(try_from = "EnsembleRepr", into = "EnsembleRepr")]
 pub struct TreeEnsemble {
     width: usize,
-    nodes: Vec<FlatNode>,
+    nodes: Nodes,
+    /// Per node: where a leaf's values start in `padded` (its number times
+    /// `padded_width`; they start at its number times `width` in `values`);
+    /// 0 for a split.
+    leaf: Vec<u32>,
     roots: Vec<u32>,
     /// Longest root-to-leaf path (edges) per tree.
     depths: Vec<u32>,
@@ -52,6 +124,10 @@ pub struct TreeEnsemble {
     /// steps without meeting a leaf.
     shallow: Vec<u32>,
     values: Vec<f32>,
+    /// `values` with every leaf padded with zeros to `padded_width`.
+    padded: Vec<f32>,
+    /// `width` rounded up to a multiple of 4.
+    padded_width: usize,
     /// 1 + the largest feature index used (0 without splits).
     n_features: usize,
 }
@@ -72,26 +148,29 @@ struct EnsembleRepr {
 
 impl From<TreeEnsemble> for EnsembleRepr {
     fn from(e: TreeEnsemble) -> Self {
-        let n = e.nodes.len();
+        let n = e.n_nodes();
         let mut r = EnsembleRepr {
             width: e.width,
-            roots: e.roots,
+            roots: vec![],
             feature: Vec::with_capacity(n),
             threshold: Vec::with_capacity(n),
             child: Vec::with_capacity(n),
-            values: e.values,
+            values: vec![],
         };
-        for (i, nd) in e.nodes.iter().enumerate() {
-            if nd.is_leaf(i) {
+        for i in 0..n {
+            let (feature, delta, threshold) = e.node(i);
+            if delta == 0 {
                 r.feature.push(-1);
                 r.threshold.push(0.0);
-                r.child.push(nd.value / e.width.max(1) as u32);
+                r.child.push(e.leaf[i] / e.padded_width as u32);
             } else {
-                r.feature.push(nd.feature as i32);
-                r.threshold.push(nd.threshold);
-                r.child.push(nd.child);
+                r.feature.push(feature as i32);
+                r.threshold.push(threshold);
+                r.child.push(i as u32 + delta);
             }
         }
+        r.roots = e.roots;
+        r.values = e.values;
         r
     }
 }
@@ -113,10 +192,16 @@ impl TryFrom<EnsembleRepr> for TreeEnsemble {
         if r.width == 0 {
             return Err("leaf width 0".into());
         }
-        if n >= u32::MAX as usize / 2 || r.values.len() >= u32::MAX as usize {
+        let padded_width = r.width.div_ceil(4) * 4;
+        if n >= u32::MAX as usize / 2
+            || r.values.len() >= u32::MAX as usize
+            || r.values.len() / r.width * padded_width >= u32::MAX as usize
+        {
             return Err("ensemble too large".into());
         }
-        let mut nodes = Vec::with_capacity(n);
+        // (feature, distance to the left child, threshold) per node.
+        let mut wide = Vec::with_capacity(n);
+        let mut leaf = Vec::with_capacity(n);
         let mut depths = Vec::with_capacity(r.roots.len());
         let mut shallow = Vec::with_capacity(r.roots.len());
         let mut depth = vec![0u32; n];
@@ -132,16 +217,15 @@ impl TryFrom<EnsembleRepr> for TreeEnsemble {
             for i in start..end {
                 let c = r.child[i] as usize;
                 if r.feature[i] < 0 {
-                    let off = c * r.width;
-                    if off + r.width > r.values.len() {
+                    if (c + 1) * r.width > r.values.len() {
                         return Err(format!("node {i}: leaf {c} beyond the values"));
                     }
-                    nodes.push(FlatNode {
+                    wide.push(Wide {
                         feature: 0,
+                        delta: 0,
                         threshold: f32::INFINITY,
-                        child: i as u32,
-                        value: off as u32,
                     });
+                    leaf.push((c * padded_width) as u32);
                     max_depth = max_depth.max(depth[i]);
                     min_depth = min_depth.min(depth[i]);
                 } else {
@@ -151,24 +235,48 @@ impl TryFrom<EnsembleRepr> for TreeEnsemble {
                     depth[c] = depth[c].max(depth[i] + 1);
                     depth[c + 1] = depth[c + 1].max(depth[i] + 1);
                     n_features = n_features.max(r.feature[i] as usize + 1);
-                    nodes.push(FlatNode {
+                    wide.push(Wide {
                         feature: r.feature[i] as u32,
+                        delta: (c - i) as u32,
                         threshold: r.threshold[i],
-                        child: c as u32,
-                        value: 0,
                     });
+                    leaf.push(0);
                 }
             }
             depths.push(max_depth);
             shallow.push(min_depth);
         }
+        let small = wide
+            .iter()
+            .all(|w| w.feature <= u16::MAX as u32 && w.delta <= u16::MAX as u32);
+        let nodes = if small {
+            Nodes::Small(
+                wide.iter()
+                    .map(|w| Small {
+                        feature: w.feature as u16,
+                        delta: w.delta as u16,
+                        threshold: w.threshold,
+                    })
+                    .collect(),
+            )
+        } else {
+            Nodes::Wide(wide)
+        };
+        let mut padded = Vec::with_capacity(r.values.len() / r.width * padded_width);
+        for v in r.values.chunks_exact(r.width) {
+            padded.extend_from_slice(v);
+            padded.resize(padded.len() + padded_width - r.width, 0.0);
+        }
         Ok(TreeEnsemble {
             width: r.width,
             nodes,
+            leaf,
             roots: r.roots,
             depths,
             shallow,
             values: r.values,
+            padded,
+            padded_width,
             n_features,
         })
     }
@@ -184,16 +292,95 @@ fn clean_value(v: f32) -> f32 {
     }
 }
 
+/// `dst = src` with NaN → 0 (vectorises).
+#[inline]
+fn copy_clean(dst: &mut [f32], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = clean_value(s);
+    }
+}
+
+/// Asks for the cache line at `p` ahead of use (x86-64; elsewhere
+/// nothing).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault, at any address.
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Advances the walks `idx` (node indices) in lockstep, lane `l` reading
+/// its row at `row(l)`: `sure` steps where no walk can be at a leaf yet,
+/// then until no walk moves, `steps` at most in all (the depth of the
+/// deepest tree among them).
+///
+/// # Safety
+/// Every `idx[l]` is a node of `nodes` whose children (`index + delta`,
+/// `index + delta + 1` for a split) are nodes too, and every `row(l)`
+/// points at at least `1 + feature` values for every feature of a node the
+/// walk can reach (and at least one value unless `steps` is 0).
+#[inline(always)]
+unsafe fn walk<N: Step, const L: usize>(
+    nodes: *const N,
+    idx: &mut [u32; L],
+    sure: u32,
+    steps: u32,
+    row: impl Fn(usize) -> *const f32,
+) {
+    // One step of every walk; the sum of their new positions.
+    let step = |idx: &mut [u32; L]| {
+        let mut sum = 0u64;
+        for (l, i) in idx.iter_mut().enumerate() {
+            // SAFETY: the caller's promise; a leaf keeps its own index.
+            let (nd, v) = unsafe {
+                let nd = &*nodes.add(*i as usize);
+                (nd, *row(l).add(nd.feature()))
+            };
+            // Left when `v <= threshold` (false for a NaN threshold).
+            let left = v <= nd.threshold();
+            *i += nd.delta() + (!left) as u32;
+            sum += *i as u64;
+        }
+        sum
+    };
+    let sure = sure.min(steps);
+    for _ in 0..sure {
+        step(idx);
+    }
+    if sure < steps {
+        // A walk that moves goes forward: the sum grows unless all are at
+        // a leaf.
+        let mut last: u64 = idx.iter().map(|&i| i as u64).sum();
+        for _ in sure..steps {
+            let sum = step(idx);
+            if sum == last {
+                break;
+            }
+            last = sum;
+        }
+    }
+}
+
 impl TreeEnsemble {
     /// An ensemble without trees.
     pub fn empty(width: usize) -> Self {
+        let width = width.max(1);
         TreeEnsemble {
-            width: width.max(1),
-            nodes: vec![],
+            width,
+            nodes: Nodes::Small(vec![]),
+            leaf: vec![],
             roots: vec![],
             depths: vec![],
             shallow: vec![],
             values: vec![],
+            padded: vec![],
+            padded_width: width.div_ceil(4) * 4,
             n_features: 0,
         }
     }
@@ -233,6 +420,14 @@ impl TreeEnsemble {
         TreeEnsemble::try_from(r).expect("trees from grow() are well formed")
     }
 
+    /// (feature, distance to the left child, threshold) of node `i`.
+    fn node(&self, i: usize) -> (usize, u32, f32) {
+        match &self.nodes {
+            Nodes::Small(n) => (n[i].feature(), n[i].delta(), n[i].threshold()),
+            Nodes::Wide(n) => (n[i].feature(), n[i].delta(), n[i].threshold()),
+        }
+    }
+
     /// The trees again, as [`crate::tree::grow`] wrote them (for reference
     /// walks in tests and benchmarks).
     pub fn to_trees(&self) -> Vec<Tree> {
@@ -243,30 +438,26 @@ impl TreeEnsemble {
                 let end = self
                     .roots
                     .get(t + 1)
-                    .map_or(self.nodes.len(), |&x| x as usize);
+                    .map_or(self.n_nodes(), |&x| x as usize);
                 let span = start..end;
-                let offsets = span
-                    .clone()
-                    .filter(|&i| self.nodes[i].is_leaf(i))
-                    .map(|i| self.nodes[i].value as usize);
-                let base = offsets.clone().min().unwrap_or(0);
-                let top = offsets.max().map_or(0, |o| o + w);
-                let leaves = self.values[base..top].to_vec();
+                let leaves = span.clone().filter(|&i| self.node(i).1 == 0);
+                let number = |i: usize| self.leaf[i] as usize / self.padded_width;
+                let base = leaves.clone().map(number).min().unwrap_or(0);
+                let top = leaves.map(|i| number(i) + 1).max().unwrap_or(0);
+                let values = self.values[base * w..top.max(base) * w].to_vec();
                 let nodes = span
-                    .map(|i| {
-                        let nd = &self.nodes[i];
-                        if nd.is_leaf(i) {
+                    .map(|i| match self.node(i) {
+                        (_, 0, _) => Node {
+                            f: u32::MAX,
+                            t: 0.0,
+                            l: (number(i) - base) as u32,
+                            r: 0,
+                        },
+                        (f, delta, threshold) => {
+                            let l = (i - start) as u32 + delta;
                             Node {
-                                f: u32::MAX,
-                                t: 0.0,
-                                l: ((nd.value as usize - base) / w) as u32,
-                                r: 0,
-                            }
-                        } else {
-                            let l = nd.child - start as u32;
-                            Node {
-                                f: nd.feature,
-                                t: nd.threshold,
+                                f: f as u32,
+                                t: threshold,
                                 l,
                                 r: l + 1,
                             }
@@ -275,7 +466,7 @@ impl TreeEnsemble {
                     .collect();
                 Tree {
                     nodes,
-                    leaves,
+                    leaves: values,
                     width: w,
                 }
             })
@@ -287,7 +478,7 @@ impl TreeEnsemble {
     }
 
     pub fn n_nodes(&self) -> usize {
-        self.nodes.len()
+        self.leaf.len()
     }
 
     pub fn width(&self) -> usize {
@@ -299,10 +490,60 @@ impl TreeEnsemble {
         self.n_features
     }
 
+    /// Values of the leaf at node `i` (padded array, `width` of them).
+    #[inline]
+    fn leaf_values(&self, i: u32) -> &[f32] {
+        let o = self.leaf[i as usize] as usize;
+        &self.padded[o..o + self.width]
+    }
+
     /// Calls `f(tree, leaf values)` for every tree, in tree order, for one
     /// row (NaN counts as 0).
     #[inline]
     pub fn for_each_leaf(&self, x: &[f32], mut f: impl FnMut(usize, &[f32])) {
+        self.row_leaves(x, |t0, leaves| {
+            for (l, &i) in leaves.iter().enumerate() {
+                f(t0 + l, self.leaf_values(i));
+            }
+        });
+    }
+
+    /// Sums of the leaf values of one row over the trees, in tree order,
+    /// into `out` (`width` values; NaN counts as 0).
+    pub fn sum_row(&self, x: &[f32], out: &mut [f32]) {
+        assert_eq!(out.len(), self.width, "one sum per leaf value");
+        match self.padded_width {
+            4 => self.sum_row_padded::<4>(x, out),
+            8 => self.sum_row_padded::<8>(x, out),
+            _ => {
+                out.iter_mut().for_each(|v| *v = 0.0);
+                self.for_each_leaf(x, |_, v| {
+                    for (s, v) in out.iter_mut().zip(v) {
+                        *s += v;
+                    }
+                });
+            }
+        }
+    }
+
+    fn sum_row_padded<const P: usize>(&self, x: &[f32], out: &mut [f32]) {
+        let mut sum = [0f32; P];
+        self.row_leaves(x, |_, leaves| {
+            for &i in leaves {
+                let o = self.leaf[i as usize] as usize;
+                let v: &[f32; P] = self.padded[o..o + P].try_into().expect("P values");
+                for (s, v) in sum.iter_mut().zip(v) {
+                    *s += v;
+                }
+            }
+        });
+        out.copy_from_slice(&sum[..self.width]);
+    }
+
+    /// Walks one row down every tree; calls `f(first tree, leaf node of
+    /// each tree from it)` group by group, in tree order.
+    #[inline]
+    fn row_leaves(&self, x: &[f32], mut f: impl FnMut(usize, &[u32])) {
         assert!(
             x.len() >= self.n_features,
             "row shorter than the model's features"
@@ -310,121 +551,237 @@ impl TreeEnsemble {
         // A NaN would move a walk off its leaf (the leaf test is `v <= inf`).
         let mut buf = Vec::new();
         let x = sanitized(x, &mut buf);
+        match &self.nodes {
+            Nodes::Small(n) => self.trees_of_row(n, x, &mut f),
+            Nodes::Wide(n) => self.trees_of_row(n, x, &mut f),
+        }
+    }
+
+    #[inline(always)]
+    fn trees_of_row<N: Step>(&self, nodes: &[N], x: &[f32], f: &mut impl FnMut(usize, &[u32])) {
+        let nt = self.roots.len();
+        let mut t0 = 0;
+        while nt - t0 >= ROW_LANES {
+            self.tree_group::<N, ROW_LANES>(nodes, t0, ROW_LANES, x, f);
+            t0 += ROW_LANES;
+        }
+        while t0 < nt {
+            let n = (nt - t0).min(TAIL_LANES);
+            self.tree_group::<N, TAIL_LANES>(nodes, t0, n, x, f);
+            t0 += n;
+        }
+    }
+
+    /// Trees `t0..t0 + n` (n ≤ L) on one row.
+    #[inline(always)]
+    fn tree_group<N: Step, const L: usize>(
+        &self,
+        nodes: &[N],
+        t0: usize,
+        n: usize,
+        x: &[f32],
+        f: &mut impl FnMut(usize, &[u32]),
+    ) {
+        let group = t0..t0 + n;
+        // Spare lanes repeat the last tree; their result is ignored.
+        let mut idx = [self.roots[t0 + n - 1]; L];
+        idx[..n].copy_from_slice(&self.roots[group.clone()]);
+        let steps = self.depths[group.clone()]
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let sure = self.shallow[group].iter().min().copied().unwrap_or(0);
+        let x = x.as_ptr();
+        // SAFETY: roots are nodes, whose children were checked when the
+        // ensemble was built (`try_from`); the row has `n_features`
+        // values (checked by the caller), at least one if a tree splits.
+        unsafe { walk::<N, L>(nodes.as_ptr(), &mut idx, sure, steps, |_| x) };
+        f(t0, &idx[..n]);
+    }
+
+    /// Calls `f(tree, row, leaf values)` for every tree and row (NaN counts
+    /// as 0): block by block of [`LANES`] rows, each tree in order over the
+    /// block, so that for each row trees come in order.
+    pub fn for_each_leaf_rows(&self, rows: &[Vec<f32>], mut f: impl FnMut(usize, usize, &[f32])) {
+        self.rows_leaves(rows, &mut |r0, n, res| {
+            for t in 0..self.roots.len() {
+                for (r, &i) in res[t * LANES..t * LANES + n].iter().enumerate() {
+                    f(t, r0 + r, self.leaf_values(i));
+                }
+            }
+        });
+    }
+
+    /// Sums of the leaf values of each row over the trees, in tree order:
+    /// `width` values per row into `out` (NaN counts as 0).
+    pub fn sum_rows(&self, rows: &[Vec<f32>], out: &mut [f32]) {
+        let w = self.width;
+        assert_eq!(out.len(), rows.len() * w, "one sum per row and leaf value");
+        self.rows_leaves(rows, &mut |r0, n, res| {
+            let out = &mut out[r0 * w..(r0 + n) * w];
+            match self.padded_width {
+                4 => self.sum_block::<4>(res, n, out),
+                8 => self.sum_block::<8>(res, n, out),
+                12 => self.sum_block::<12>(res, n, out),
+                16 => self.sum_block::<16>(res, n, out),
+                _ => {
+                    out.iter_mut().for_each(|v| *v = 0.0);
+                    for t in 0..self.roots.len() {
+                        for (s, &i) in out.chunks_mut(w).zip(&res[t * LANES..]) {
+                            for (s, v) in s.iter_mut().zip(self.leaf_values(i)) {
+                                *s += v;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Sums over the trees for the `n` rows of a block (`res`: leaf node
+    /// per tree and row), four rows at a time.
+    #[inline(always)]
+    fn sum_block<const P: usize>(&self, res: &[u32], n: usize, out: &mut [f32]) {
         let w = self.width;
         let nt = self.roots.len();
-        let xs = [x.as_ptr(); LANES];
-        let mut t0 = 0;
-        while t0 < nt {
-            let lanes = (nt - t0).min(LANES);
-            // Spare lanes repeat the last tree; their result is ignored.
-            let mut idx = [self.roots[t0 + lanes - 1]; LANES];
-            let (mut sure, mut steps) = (u32::MAX, 0);
-            let group = t0..t0 + lanes;
-            for ((i, &root), (&deep, &short)) in idx
-                .iter_mut()
-                .zip(&self.roots[group.clone()])
-                .zip(self.depths[group.clone()].iter().zip(&self.shallow[group]))
-            {
-                *i = root;
-                steps = steps.max(deep);
-                sure = sure.min(short);
+        let mut r = 0;
+        while r < n {
+            let m = (n - r).min(4);
+            let mut sum = [[0f32; P]; 4];
+            for t in 0..nt {
+                let leaves = &res[t * LANES + r..t * LANES + r + m];
+                for (s, &i) in sum.iter_mut().zip(leaves) {
+                    let o = self.leaf[i as usize] as usize;
+                    let v: &[f32; P] = self.padded[o..o + P].try_into().expect("P values");
+                    for (s, v) in s.iter_mut().zip(v) {
+                        *s += v;
+                    }
+                }
             }
-            // SAFETY: roots are nodes; `x` was checked above.
-            unsafe { self.walk(&mut idx, &xs, sure, steps) };
-            for (l, &i) in idx.iter().enumerate().take(lanes) {
-                let v = self.nodes[i as usize].value as usize;
-                f(t0 + l, &self.values[v..v + w]);
+            for (q, s) in sum.iter().enumerate().take(m) {
+                out[(r + q) * w..(r + q + 1) * w].copy_from_slice(&s[..w]);
             }
-            t0 += lanes;
+            r += m;
         }
     }
 
-    /// Calls `f(tree, row, leaf values)` for every tree and row of a block
-    /// of at most [`BLOCK`] rows (NaN counts as 0); for each row, trees
-    /// come in order.
-    #[inline]
-    pub fn for_each_leaf_block(&self, block: &[Vec<f32>], mut f: impl FnMut(usize, usize, &[f32])) {
-        assert!(block.len() <= BLOCK);
-        for r in block {
-            assert!(
-                r.len() >= self.n_features,
-                "row shorter than the model's features"
-            );
+    /// Walks every row down every tree, block by block of [`LANES`] rows;
+    /// calls `f(first row, rows in the block, leaf nodes)` with the leaf of
+    /// row `r0 + l` in tree `t` at `t * LANES + l`.
+    fn rows_leaves(&self, rows: &[Vec<f32>], f: &mut dyn FnMut(usize, usize, &[u32])) {
+        let nf = self.n_features;
+        for r in rows {
+            assert!(r.len() >= nf, "row shorter than the model's features");
         }
-        // A NaN would move a walk off its leaf (the leaf test is `v <= inf`).
-        let mut clean: Vec<Vec<f32>> = Vec::new();
-        let rows: &[Vec<f32>] = if block.iter().any(|r| r.iter().any(|v| v.is_nan())) {
-            clean.extend(
-                block
-                    .iter()
-                    .map(|r| r.iter().map(|&v| clean_value(v)).collect()),
-            );
-            &clean
-        } else {
-            block
+        let nodes = match &self.nodes {
+            Nodes::Small(n) => n,
+            Nodes::Wide(n) => return self.rows_in_place(n, rows, f),
         };
-        let Some(first) = rows.first() else {
-            return;
-        };
-        let w = self.width;
-        let trees = self.roots.iter().zip(self.depths.iter().zip(&self.shallow));
-        for (t, (&root, (&depth, &sure))) in trees.enumerate() {
-            for (c, chunk) in rows.chunks(LANES).enumerate() {
-                // Spare lanes repeat the first row; their result is ignored.
-                let mut xs = [first.as_ptr(); LANES];
-                for (p, r) in xs.iter_mut().zip(chunk) {
-                    *p = r.as_ptr();
+        // Row strides of the block copy, the first that holds the features:
+        // odd numbers of 64-byte lines, so that the rows of a block spread
+        // over the cache sets (strides of 512 values measured about 15 %
+        // slower than 400 or 448 on 100 k rows of 398 features). Longer
+        // rows are read in place.
+        macro_rules! strided {
+            ($($s:literal)*) => {
+                $(
+                    if nf <= $s {
+                        return self.rows_strided::<$s>(nodes, rows, f);
+                    }
+                )*
+            };
+        }
+        strided!(48 112 208 272 336 400 464 528 656 784 1040 1552 2064);
+        self.rows_in_place(nodes, rows, f)
+    }
+
+    /// [`Self::rows_leaves`] with each block copied at stride `S` (at least
+    /// `n_features`): every walk reads at a constant offset from one
+    /// pointer.
+    fn rows_strided<const S: usize>(
+        &self,
+        nodes: &[Small],
+        rows: &[Vec<f32>],
+        f: &mut dyn FnMut(usize, usize, &[u32]),
+    ) {
+        let nf = self.n_features;
+        assert!(nf <= S);
+        let mut buf = vec![0f32; LANES * S];
+        let mut res = vec![0u32; self.roots.len() * LANES];
+        // The next block's rows are fetched a few cache lines per tree, so
+        // that their copy does not wait for memory.
+        let lines = (nf * 4).div_ceil(64);
+        let per_tree = (lines * LANES).div_ceil(self.roots.len().max(1));
+        for (b, block) in rows.chunks(LANES).enumerate() {
+            for (dst, row) in buf.chunks_exact_mut(S).zip(block) {
+                copy_clean(&mut dst[..nf], &row[..nf]);
+            }
+            let next = rows.get((b + 1) * LANES..).unwrap_or(&[]);
+            let mut ahead = next.iter().take(LANES).map(|r| r.as_ptr());
+            let (mut row, mut line) = (ahead.next(), 0);
+            let trees = self.roots.iter().zip(self.depths.iter().zip(&self.shallow));
+            for ((&root, (&depth, &sure)), leaves) in trees.zip(res.chunks_exact_mut(LANES)) {
+                for _ in 0..per_tree {
+                    let Some(p) = row else { break };
+                    prefetch(p.wrapping_add(line * 16));
+                    line += 1;
+                    if line == lines {
+                        (row, line) = (ahead.next(), 0);
+                    }
                 }
                 let mut idx = [root; LANES];
-                // SAFETY: the root is a node; the rows were checked above.
-                unsafe { self.walk(&mut idx, &xs, sure, depth) };
-                for (l, &i) in idx.iter().enumerate().take(chunk.len()) {
-                    let v = self.nodes[i as usize].value as usize;
-                    f(t, c * LANES + l, &self.values[v..v + w]);
-                }
+                let x = buf.as_ptr();
+                // SAFETY: the root is a node (children checked in
+                // `try_from`); lane `l` reads row `l` of `buf`, `S >= nf`
+                // values (rows past the block hold earlier or zero values).
+                unsafe {
+                    walk::<Small, LANES>(nodes.as_ptr(), &mut idx, sure, depth, |l| {
+                        x.wrapping_add(l * S)
+                    })
+                };
+                leaves.copy_from_slice(&idx);
             }
+            f(b * LANES, block.len(), &res);
         }
     }
 
-    /// Advances `LANES` walks (node `idx[l]` on the row at `xs[l]`) in
-    /// lockstep: `sure` steps where no walk can be at a leaf yet, then
-    /// until all are at a leaf (at most `steps` in all: the depth of the
-    /// deepest tree among them).
-    ///
-    /// # Safety
-    /// Every `idx[l]` is a node of this ensemble and every `xs[l]` points
-    /// at a row of at least `n_features` values.
-    #[inline(always)]
-    unsafe fn walk(&self, idx: &mut [u32; LANES], xs: &[*const f32; LANES], sure: u32, steps: u32) {
-        let nodes = self.nodes.as_ptr();
-        // One step of every walk; whether any of them was not at a leaf.
-        let step = |idx: &mut [u32; LANES]| {
-            let mut moved = false;
-            for l in 0..LANES {
-                let i = idx[l];
-                // SAFETY: walks start at nodes and only follow children,
-                // all checked to lie inside `nodes` when the ensemble was
-                // built (`try_from`); a leaf keeps its own index. Feature
-                // indices are below `n_features` (the caller's promise).
-                let (nd, v) = unsafe {
-                    let nd = &*nodes.add(i as usize);
-                    (nd, *xs[l].add(nd.feature as usize))
-                };
-                moved |= nd.child != i;
-                // Left when `v <= threshold` (false for a NaN threshold).
-                let left = v <= nd.threshold;
-                idx[l] = nd.child + (!left) as u32;
+    /// [`Self::rows_leaves`] reading the rows in place (copies of those with
+    /// a NaN), one pointer per walk.
+    fn rows_in_place<N: Step>(
+        &self,
+        nodes: &[N],
+        rows: &[Vec<f32>],
+        f: &mut dyn FnMut(usize, usize, &[u32]),
+    ) {
+        let nf = self.n_features;
+        let mut clean = vec![0f32; LANES * nf.max(1)];
+        let mut res = vec![0u32; self.roots.len() * LANES];
+        for (b, block) in rows.chunks(LANES).enumerate() {
+            // Spare lanes read the first row; their result is ignored.
+            let mut xs = [block[0].as_ptr(); LANES];
+            for ((p, row), dst) in xs
+                .iter_mut()
+                .zip(block)
+                .zip(clean.chunks_exact_mut(nf.max(1)))
+            {
+                if row[..nf].iter().any(|v| v.is_nan()) {
+                    copy_clean(&mut dst[..nf], &row[..nf]);
+                    *p = dst.as_ptr();
+                } else {
+                    *p = row.as_ptr();
+                }
             }
-            moved
-        };
-        let sure = sure.min(steps);
-        for _ in 0..sure {
-            step(idx);
-        }
-        for _ in sure..steps {
-            if !step(idx) {
-                break;
+            let trees = self.roots.iter().zip(self.depths.iter().zip(&self.shallow));
+            for ((&root, (&depth, &sure)), leaves) in trees.zip(res.chunks_exact_mut(LANES)) {
+                let mut idx = [root; LANES];
+                // SAFETY: the root is a node (children checked in
+                // `try_from`); every lane's row has `nf` values (checked
+                // above), at least one if the tree splits.
+                unsafe { walk::<N, LANES>(nodes.as_ptr(), &mut idx, sure, depth, |l| xs[l]) };
+                leaves.copy_from_slice(&idx);
             }
+            f(b * LANES, block.len(), &res);
         }
     }
 }
@@ -432,7 +789,11 @@ impl TreeEnsemble {
 /// `x` itself when it has no NaN, else a copy in `buf` with NaN → 0.
 #[inline]
 pub fn sanitized<'a>(x: &'a [f32], buf: &'a mut Vec<f32>) -> &'a [f32] {
-    if x.iter().any(|v| v.is_nan()) {
+    // Whole chunks without an early exit, so that the test vectorises.
+    let nan = x
+        .chunks(16)
+        .any(|c| c.iter().fold(false, |a, v| a | v.is_nan()));
+    if nan {
         buf.clear();
         buf.extend(x.iter().map(|&v| clean_value(v)));
         buf
@@ -473,37 +834,222 @@ mod tests {
         (x, t)
     }
 
+    /// A random tree in the layout of `grow` (children appended when their
+    /// parent splits), features below `nf`; some leaves early, some trees a
+    /// single leaf.
+    fn random_tree(r: &mut Rng, depth: usize, nf: usize, width: usize) -> Tree {
+        let blank = Node {
+            f: 0,
+            t: 0.0,
+            l: 0,
+            r: 0,
+        };
+        let mut nodes = vec![blank.clone()];
+        let mut leaves = vec![];
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((i, d)) = stack.pop() {
+            if d >= depth || r.unit() < 0.2 {
+                let l = (leaves.len() / width) as u32;
+                leaves.extend((0..width).map(|_| r.normal() as f32));
+                nodes[i] = Node {
+                    f: u32::MAX,
+                    t: 0.0,
+                    l,
+                    r: 0,
+                };
+            } else {
+                let l = nodes.len() as u32;
+                nodes.push(blank.clone());
+                nodes.push(blank.clone());
+                // Now and then a feature near the top of the range.
+                let f = if r.unit() < 0.2 {
+                    nf - 1 - r.below(nf.min(3))
+                } else {
+                    r.below(nf)
+                };
+                nodes[i] = Node {
+                    f: f as u32,
+                    t: (r.normal() * 0.7) as f32,
+                    l,
+                    r: l + 1,
+                };
+                stack.push((l as usize + 1, d + 1));
+                stack.push((l as usize, d + 1));
+            }
+        }
+        let t = Tree {
+            nodes,
+            leaves,
+            width,
+        };
+        t.check().unwrap();
+        t
+    }
+
+    /// Rows of `nf` values, with NaN, infinities and exact thresholds mixed in.
+    fn rows(r: &mut Rng, n: usize, nf: usize, trees: &[Tree]) -> Vec<Vec<f32>> {
+        let thresholds: Vec<f32> = trees
+            .iter()
+            .flat_map(|t| t.nodes.iter().filter(|n| n.f != u32::MAX).map(|n| n.t))
+            .collect();
+        (0..n)
+            .map(|_| {
+                (0..nf)
+                    .map(|_| match r.below(40) {
+                        0 => f32::NAN,
+                        1 => f32::INFINITY,
+                        2 => f32::NEG_INFINITY,
+                        3 if !thresholds.is_empty() => thresholds[r.below(thresholds.len())],
+                        _ => r.normal() as f32,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Leaf sums in tree order, as a tree-by-tree walk takes them.
+    fn reference_sums(trees: &[Tree], x: &[f32]) -> Vec<f32> {
+        let mut s = vec![0f32; trees[0].width];
+        for t in trees {
+            for (a, b) in s.iter_mut().zip(t.leaf(x)) {
+                *a += b;
+            }
+        }
+        s
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Every prediction path against the tree walk: leaves, order, sums.
+    fn check_against_tree_walk(e: &TreeEnsemble, trees: &[Tree], x: &[Vec<f32>]) {
+        let w = e.width();
+        for row in x {
+            let mut seen = 0;
+            e.for_each_leaf(row, |t, v| {
+                assert_eq!(t, seen);
+                assert_eq!(bits(v), bits(trees[t].leaf(row)));
+                seen += 1;
+            });
+            assert_eq!(seen, trees.len());
+            let mut s = vec![0f32; w];
+            e.sum_row(row, &mut s);
+            assert_eq!(bits(&s), bits(&reference_sums(trees, row)));
+        }
+        let mut count = vec![0usize; x.len()];
+        e.for_each_leaf_rows(x, |t, r, v| {
+            assert_eq!(count[r], t, "trees in order for each row");
+            count[r] += 1;
+            assert_eq!(bits(v), bits(trees[t].leaf(&x[r])));
+        });
+        assert!(count.iter().all(|&c| c == trees.len()));
+        let mut sums = vec![f32::NAN; x.len() * w];
+        e.sum_rows(x, &mut sums);
+        for (row, s) in x.iter().zip(sums.chunks(w)) {
+            assert_eq!(bits(s), bits(&reference_sums(trees, row)));
+        }
+    }
+
     #[test]
     fn flat_walk_reaches_the_same_leaf_as_the_tree_walk() {
         let (mut x, trees) = trees(4);
         let e = TreeEnsemble::from_trees(&trees);
         assert!(e.to_trees() == trees, "flattening loses nothing");
         assert!(e.n_trees() == 13 && e.n_features() <= 5);
+        assert!(matches!(e.nodes, Nodes::Small(_)));
         // NaN and infinities take the same path as in the tree walk.
         x[0][1] = f32::NAN;
         x[1][0] = f32::INFINITY;
         x[2][3] = f32::NEG_INFINITY;
         // NaN in every feature a leaf test could read (feature 0).
         x[3][0] = f32::NAN;
-        x[BLOCK + 1][0] = f32::NAN;
-        for row in &x {
-            let mut seen = 0;
-            e.for_each_leaf(row, |t, v| {
-                assert_eq!(t, seen);
-                assert_eq!(v, trees[t].leaf(row));
-                seen += 1;
-            });
-            assert_eq!(seen, trees.len());
+        x[LANES + 1][0] = f32::NAN;
+        check_against_tree_walk(&e, &trees, &x);
+        // Blocks cut anywhere, and no rows at all.
+        for n in [0, 1, LANES - 1, LANES, LANES + 1, 3 * LANES + 5] {
+            check_against_tree_walk(&e, &trees, &x[..n]);
         }
-        for (b, block) in x.chunks(BLOCK).enumerate() {
-            let mut count = vec![0usize; block.len()];
-            e.for_each_leaf_block(block, |t, r, v| {
-                assert_eq!(count[r], t, "trees in order for each row");
-                count[r] += 1;
-                assert_eq!(v, trees[t].leaf(&x[b * BLOCK + r]));
-            });
-            assert!(count.iter().all(|&c| c == trees.len()));
+    }
+
+    #[test]
+    fn random_trees_of_any_shape_width_and_feature_count() {
+        let mut r = Rng::new(11);
+        // Feature counts at both sides of row strides, beyond the largest
+        // (rows read in place), and beyond 16 bits (12-byte nodes).
+        for (case, &(nf, width, n_trees, depth)) in [
+            (1, 1, 3, 3),
+            (5, 4, 13, 9),
+            (48, 5, 30, 12),
+            (49, 8, 30, 12),
+            (400, 9, 25, 10),
+            (700, 17, 7, 8),
+            (2064, 2, 9, 14),
+            (2065, 3, 11, 10),
+            (70_000, 4, 6, 7),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let trees: Vec<Tree> = (0..n_trees)
+                .map(|_| random_tree(&mut r, depth, nf, width))
+                .collect();
+            let e = TreeEnsemble::from_trees(&trees);
+            assert!(
+                e.to_trees() == trees,
+                "case {case}: flattening loses nothing"
+            );
+            assert_eq!(
+                matches!(e.nodes, Nodes::Wide(_)),
+                nf > 65_536,
+                "case {case}"
+            );
+            let back: TreeEnsemble =
+                serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+            assert!(back == e, "case {case}: through JSON");
+            let n_rows = if nf > 10_000 { 30 } else { 200 };
+            let x = rows(&mut r, n_rows, nf, &trees);
+            check_against_tree_walk(&e, &trees, &x);
         }
+    }
+
+    #[test]
+    fn wide_nodes_predict_as_small_ones() {
+        let mut r = Rng::new(12);
+        let trees: Vec<Tree> = (0..20).map(|_| random_tree(&mut r, 11, 30, 4)).collect();
+        let e = TreeEnsemble::from_trees(&trees);
+        let Nodes::Small(small) = &e.nodes else {
+            panic!("small trees");
+        };
+        let mut wide = e.clone();
+        wide.nodes = Nodes::Wide(
+            small
+                .iter()
+                .map(|n| Wide {
+                    feature: n.feature as u32,
+                    delta: n.delta as u32,
+                    threshold: n.threshold,
+                })
+                .collect(),
+        );
+        assert!(wide.to_trees() == trees);
+        let x = rows(&mut r, 100, 30, &trees);
+        check_against_tree_walk(&wide, &trees, &x);
+    }
+
+    #[test]
+    fn nan_thresholds_send_everything_right() {
+        // A model file could hold a NaN threshold: `v <= NaN` is false.
+        let mut r = Rng::new(13);
+        let mut trees: Vec<Tree> = (0..9).map(|_| random_tree(&mut r, 8, 6, 2)).collect();
+        for t in &mut trees {
+            for n in t.nodes.iter_mut().filter(|n| n.f != u32::MAX).step_by(3) {
+                n.t = f32::NAN;
+            }
+        }
+        let e = TreeEnsemble::from_trees(&trees);
+        let x = rows(&mut r, 50, 6, &trees);
+        check_against_tree_walk(&e, &trees, &x);
     }
 
     #[test]
@@ -534,5 +1080,18 @@ mod tests {
         let mut bad = good.clone();
         bad["threshold"].as_array_mut().unwrap().pop();
         assert!(serde_json::from_value::<TreeEnsemble>(bad).is_err());
+    }
+
+    #[test]
+    fn an_empty_ensemble_predicts_zero_sums() {
+        let e = TreeEnsemble::empty(3);
+        let x = vec![vec![1.0f32; 4]; 5];
+        let mut s = vec![f32::NAN; 15];
+        e.sum_rows(&x, &mut s);
+        assert!(s.iter().all(|&v| v == 0.0));
+        let mut one = vec![f32::NAN; 3];
+        e.sum_row(&x[0], &mut one);
+        assert_eq!(one, vec![0.0; 3]);
+        e.for_each_leaf(&x[0], |_, _| panic!("no trees"));
     }
 }

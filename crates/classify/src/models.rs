@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::flat::{TreeEnsemble, BLOCK};
+use crate::flat::TreeEnsemble;
 use crate::rng::Rng;
 use crate::tree::{grow, Binned, Target, TreeParams};
 use crate::{ClassifyError, Result};
@@ -129,10 +129,15 @@ impl RandomForest {
         &self.trees
     }
 
-    /// Summed leaf values of rows (one block at most), `k` per row.
-    fn accumulate_block(&self, rows: &[Vec<f32>], acc: &mut [f32]) {
-        let k = self.n_classes;
-        self.trees.for_each_leaf_block(rows, |_, r, v| {
+    /// Summed leaf values of rows (in tree order), `k` per row, into `acc`.
+    fn sums(&self, rows: &[Vec<f32>], k: usize, acc: &mut [f32]) {
+        if self.trees.width() == k {
+            self.trees.sum_rows(rows, acc);
+            return;
+        }
+        // Leaves of another width than asked: as many values as fit.
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        self.trees.for_each_leaf_rows(rows, |_, r, v| {
             for (s, x) in acc[r * k..(r + 1) * k].iter_mut().zip(v) {
                 *s += x;
             }
@@ -144,14 +149,15 @@ impl RandomForest {
         let k = self.n_classes;
         out.clear();
         out.resize(x.len() * k, 0.0);
-        for (block, acc) in x.chunks(BLOCK).zip(out.chunks_mut(BLOCK * k.max(1))) {
-            self.accumulate_block(block, acc);
-            for p in acc.chunks_mut(k.max(1)) {
-                normalize(p);
-            }
+        self.sums(x, k, out);
+        for p in out.chunks_mut(k.max(1)) {
+            normalize(p);
         }
     }
 }
+
+/// Rows per batch chunk (bounds the memory of batch prediction).
+const BATCH_ROWS: usize = 4096;
 
 fn normalize(p: &mut [f32]) {
     let s: f32 = p.iter().sum();
@@ -243,29 +249,26 @@ impl Classifier for RandomForest {
     }
 
     fn predict_proba_into(&self, x: &[f32], p: &mut [f32]) {
-        p.iter_mut().for_each(|v| *v = 0.0);
-        self.trees.for_each_leaf(x, |_, v| {
-            for (a, b) in p.iter_mut().zip(v) {
-                *a += b;
-            }
-        });
+        if p.len() == self.trees.width() {
+            self.trees.sum_row(x, p);
+        } else {
+            p.iter_mut().for_each(|v| *v = 0.0);
+            self.trees.for_each_leaf(x, |_, v| {
+                for (a, b) in p.iter_mut().zip(v) {
+                    *a += b;
+                }
+            });
+        }
         normalize(p);
     }
 
     fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
         let k = self.n_classes.max(1);
-        let mut acc = [0f32; BLOCK * 16];
+        let mut acc = vec![0f32; x.len().min(BATCH_ROWS) * k];
         let mut out = Vec::with_capacity(x.len());
-        for block in x.chunks(BLOCK) {
-            if k > 16 {
-                let mut p = vec![];
-                self.predict_proba_batch(block, &mut p);
-                out.extend(p.chunks(k).map(argmax));
-                continue;
-            }
-            let acc = &mut acc[..block.len() * k];
-            acc.iter_mut().for_each(|v| *v = 0.0);
-            self.accumulate_block(block, acc);
+        for chunk in x.chunks(BATCH_ROWS) {
+            let acc = &mut acc[..chunk.len() * k];
+            self.sums(chunk, k, acc);
             // The argmax of the sums is that of the probabilities.
             out.extend(acc.chunks(k).map(argmax));
         }
@@ -342,7 +345,12 @@ impl GradientBoosting {
         let k = self.n_classes;
         f.copy_from_slice(&self.base);
         let lr = self.params.learning_rate;
-        self.trees.for_each_leaf(x, |i, v| f[i % k] += lr * v[0]);
+        // Tree `i` adds to class `i % k`; trees come in order.
+        let mut c = 0;
+        self.trees.for_each_leaf(x, |_, v| {
+            f[c] += lr * v[0];
+            c = if c + 1 == k { 0 } else { c + 1 };
+        });
     }
 }
 
@@ -440,15 +448,17 @@ impl Classifier for GradientBoosting {
     fn predict_batch(&self, x: &[Vec<f32>]) -> Vec<usize> {
         let k = self.n_classes.max(1);
         let lr = self.params.learning_rate;
-        let mut acc = vec![0f32; BLOCK * k];
+        // Tree `t` adds to class `t % k`.
+        let class: Vec<usize> = (0..self.trees.n_trees()).map(|t| t % k).collect();
+        let mut acc = vec![0f32; x.len().min(BATCH_ROWS) * k];
         let mut out = Vec::with_capacity(x.len());
-        for block in x.chunks(BLOCK) {
-            let acc = &mut acc[..block.len() * k];
+        for chunk in x.chunks(BATCH_ROWS) {
+            let acc = &mut acc[..chunk.len() * k];
             for row in acc.chunks_mut(k) {
                 row.copy_from_slice(&self.base);
             }
             self.trees
-                .for_each_leaf_block(block, |t, r, v| acc[r * k + t % k] += lr * v[0]);
+                .for_each_leaf_rows(chunk, |t, r, v| acc[r * k + class[t]] += lr * v[0]);
             for row in acc.chunks_mut(k) {
                 softmax(row);
                 out.push(argmax(row));
