@@ -97,7 +97,10 @@ fn hint_str(pkt: &Packet<'_>) -> String {
                 host.map(|h| format!(" host={h}")).unwrap_or_default()
             )
         }
-        Some(app::AppHint::Quic { version }) => format!("quic version=0x{version:08x}"),
+        Some(app::AppHint::Quic { version, sni }) => match sni {
+            Some(sni) => format!("quic version=0x{version:08x} sni={sni}"),
+            None => format!("quic version=0x{version:08x}"),
+        },
         Some(app::AppHint::Ssh { banner }) => format!("ssh {banner}"),
         Some(app::AppHint::Rtp { payload_type }) => format!("rtp pt={payload_type}"),
         Some(app::AppHint::Sip { method }) => format!("sip {method}"),

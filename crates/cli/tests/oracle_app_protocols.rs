@@ -578,3 +578,82 @@ fn flow_app_fields_agree_with_tshark() {
         );
     }
 }
+
+/// The server name of Google QUIC client hellos (CHLO tag SNI, sent in the
+/// clear up to Q043) against tshark's gQUIC dissector, per UDP five-tuple:
+/// every name tshark reads, ours must equal (the first one of the flow).
+#[test]
+fn google_quic_sni_agrees_with_tshark() {
+    let Some(dir) = data() else {
+        eprintln!("skipped: nDPI captures not found (set TRAFFICSCOPE_DATA)");
+        return;
+    };
+    if !have_tshark() {
+        eprintln!("skipped: tshark not installed (scripts/test installs it)");
+        return;
+    }
+    let (mut n, mut diffs) = (0usize, Vec::new());
+    for cap in files_with_ext(&dir, &[".pcap", ".pcapng"]) {
+        let out = Command::new("tshark")
+            .arg("-n")
+            .arg("-r")
+            .arg(&cap)
+            .args(["-Y", "gquic.tag.sni", "-T", "fields", "-E", "separator=,"])
+            .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport"])
+            .args(["-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.dstport"])
+            .args(["-e", "gquic.tag.sni"])
+            .output()
+            .expect("run tshark");
+        let mut want: HashMap<Key, String> = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() < 7 || f[6].is_empty() {
+                continue;
+            }
+            let src = if f[0].is_empty() { f[1] } else { f[0] };
+            let dst = if f[3].is_empty() { f[4] } else { f[3] };
+            let k = key(
+                "udp",
+                src,
+                f[2].parse().unwrap(),
+                dst,
+                f[5].parse().unwrap(),
+            );
+            want.entry(k).or_insert_with(|| f[6].to_string());
+        }
+        if want.is_empty() {
+            continue;
+        }
+        let res = run(&["flows", "-r", cap.to_str().unwrap()]);
+        assert!(res.status.success());
+        let mut got: HashMap<Key, String> = HashMap::new();
+        for r in csv_rows(&String::from_utf8_lossy(&res.stdout)) {
+            if r["proto"].eq_ignore_ascii_case("udp") && !r["tls_sni"].is_empty() {
+                let k = key(
+                    "udp",
+                    &r["src"],
+                    r["src_port"].parse().unwrap(),
+                    &r["dst"],
+                    r["dst_port"].parse().unwrap(),
+                );
+                got.entry(k).or_insert_with(|| r["tls_sni"].clone());
+            }
+        }
+        for (k, w) in &want {
+            n += 1;
+            if got.get(k) != Some(w) {
+                diffs.push(format!(
+                    "{} {k:?}: tshark {w:?}, ours {:?}",
+                    cap.display(),
+                    got.get(k)
+                ));
+            }
+        }
+    }
+    eprintln!("gQUIC SNI: {} of {n} flows agree", n - diffs.len());
+    assert!(
+        n >= 5,
+        "the nDPI captures hold gQUIC client hellos ({n} found)"
+    );
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}

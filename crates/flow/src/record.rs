@@ -180,6 +180,7 @@ pub struct AppInfo {
     /// replaces it. So STUN then DTLS and RTP on one flow stays "stun";
     /// [`protocols`](Self::protocols) holds all of them.
     pub detected: Option<&'static str>,
+    /// Server name of the TLS ClientHello, or of a Google QUIC client hello.
     pub tls_sni: Option<String>,
     pub tls_alpn: Option<String>,
     pub dns_query: Option<String>,
@@ -263,8 +264,11 @@ impl AppInfo {
             } if app.http_content_type.is_none() => {
                 app.http_content_type = Some(ct.to_ascii_lowercase());
             }
-            AppHint::Quic { version } if app.quic_version.is_none() => {
+            AppHint::Quic { version, sni } if app.quic_version.is_none() => {
                 app.quic_version = Some(format!("0x{version:08x}"));
+                if app.tls_sni.is_none() {
+                    app.tls_sni = sni.map(str::to_string);
+                }
             }
             AppHint::Ssh { banner } if app.ssh_banner.is_none() => {
                 app.ssh_banner = Some(banner.to_string());
