@@ -229,21 +229,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .position(|a| a == "--show")
                     .and_then(|i| args.get(i + 1))
                 {
-                    if mi == 1 && test.iter().any(|&i| &ds.groups[i] == show) {
-                        let d = ds.x[0].len();
-                        for j in 0..k {
-                            let mut c = vec![0; k];
-                            for (x, &y) in xtr.iter().zip(&ytr) {
-                                if x[d + j] > 0.6 {
-                                    c[y] += 1;
-                                }
-                            }
-                            println!(
-                                "train rows with catalogue evidence for {} > 0.6: by class {c:?}",
-                                ds.class_names[j]
-                            );
-                        }
-                    }
                     for (j, &i) in test.iter().enumerate() {
                         if &ds.groups[i] == show && pred[j] != yte[j] {
                             println!(

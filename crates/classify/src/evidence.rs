@@ -27,7 +27,19 @@ pub struct TokenEvidence {
     pub classes: usize,
     /// Token → weighted count per class (ordered, so model files are
     /// reproducible byte for byte).
-    pub counts: BTreeMap<String, Vec<f32>>,
+    pub counts: Counts,
+}
+
+/// Token → weighted count per class.
+pub type Counts = BTreeMap<String, Vec<f32>>;
+
+/// Adds one row's tokens (each once) with `weight` to `class`.
+fn add_row(counts: &mut Counts, tokens: &[String], classes: usize, class: usize, weight: f32) {
+    for t in dedup(tokens) {
+        counts
+            .entry(t.clone())
+            .or_insert_with(|| vec![0.0; classes])[class] += weight;
+    }
 }
 
 /// Names of the evidence features for `class_names`, in order.
@@ -51,13 +63,9 @@ impl TokenEvidence {
     /// weighing the same in total.
     pub fn fit(tokens: &[Vec<String>], y: &[usize], classes: usize, idx: &[usize]) -> Self {
         let w = class_balance(y, classes, idx);
-        let mut counts: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+        let mut counts = Counts::new();
         for &i in idx {
-            for t in dedup(&tokens[i]) {
-                counts
-                    .entry(t.clone())
-                    .or_insert_with(|| vec![0.0; classes])[y[i]] += w[y[i]];
-            }
+            add_row(&mut counts, &tokens[i], classes, y[i], w[y[i]]);
         }
         TokenEvidence { classes, counts }
     }
@@ -68,11 +76,7 @@ impl TokenEvidence {
     }
 
     /// Evidence features with `minus` (a group's own counts) taken out first.
-    fn features_excluding(
-        &self,
-        tokens: &[String],
-        minus: Option<&HashMap<String, Vec<f32>>>,
-    ) -> Vec<f32> {
+    fn features_excluding(&self, tokens: &[String], minus: Option<&Counts>) -> Vec<f32> {
         let k = self.classes;
         let mut out = vec![0f32; evidence_feature_count(k)];
         let prior = 1.0 / k as f32;
@@ -120,12 +124,11 @@ impl TokenEvidence {
     ) -> (Self, Vec<Vec<f32>>) {
         let all = Self::fit(tokens, y, classes, idx);
         let w = class_balance(y, classes, idx);
-        let mut own: HashMap<&str, HashMap<String, Vec<f32>>> = HashMap::new();
+        // Each group's own share of the counts, taken out of its rows' evidence.
+        let mut own: HashMap<&str, Counts> = HashMap::new();
         for &i in idx {
             let g = own.entry(groups[i].as_str()).or_default();
-            for t in dedup(&tokens[i]) {
-                g.entry(t.clone()).or_insert_with(|| vec![0.0; classes])[y[i]] += w[y[i]];
-            }
+            add_row(g, &tokens[i], classes, y[i], w[y[i]]);
         }
         let rows = idx
             .iter()
