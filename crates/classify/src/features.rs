@@ -322,7 +322,6 @@ fn content_family(ct: &str) -> &'static str {
         {
             "data"
         }
-        "font" => "other",
         _ => "other",
     }
 }
