@@ -478,6 +478,15 @@ pub struct MlpParams {
     pub learning_rate: f32,
     pub weight_decay: f32,
     pub seed: u64,
+    /// Networks trained from different initialisations and shuffles whose
+    /// probabilities are averaged. One net's answer moves by points with
+    /// its seed on small training sets; the average does not.
+    #[serde(default = "one")]
+    pub members: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for MlpParams {
@@ -489,6 +498,7 @@ impl Default for MlpParams {
             learning_rate: 2e-3,
             weight_decay: 1e-4,
             seed: 42,
+            members: 5,
         }
     }
 }
@@ -503,14 +513,162 @@ struct Layer {
 }
 
 /// Multilayer perceptron: standardised inputs, ReLU hidden layers, softmax
-/// output, class-weighted cross-entropy, Adam, mini-batches.
+/// output, class-weighted cross-entropy, Adam, mini-batches; an average of
+/// `members` such networks.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Mlp {
     pub params: MlpParams,
     pub n_classes: usize,
     mean: Vec<f32>,
     scale: Vec<f32>,
+    /// The first network (the only one in files written before members).
     layers: Vec<Layer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more_members: Vec<Vec<Layer>>,
+}
+
+/// Dot product in eight independent lanes: a single running sum is one
+/// long dependency chain the compiler may not reorder, eight lanes let it
+/// use vector registers.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for q in 0..8 {
+            lanes[q] += x[q] * y[q];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Activations of every layer of one network (input first).
+fn forward(layers: &[Layer], x: Vec<f32>) -> Vec<Vec<f32>> {
+    let mut acts = vec![x];
+    for (li, l) in layers.iter().enumerate() {
+        let a = acts.last().unwrap();
+        let mut o = l.b.clone();
+        for (j, oj) in o.iter_mut().enumerate() {
+            *oj += dot(&l.w[j * l.n_in..(j + 1) * l.n_in], a);
+        }
+        if li + 1 < layers.len() {
+            o.iter_mut().for_each(|v| *v = v.max(0.0));
+        } else {
+            softmax(&mut o);
+        }
+        acts.push(o);
+    }
+    acts
+}
+
+/// Trains one network on standardised rows `xs`.
+fn train_net(
+    p: &MlpParams,
+    rng: &mut Rng,
+    xs: &[Vec<f32>],
+    y: &[usize],
+    k: usize,
+    w: &[f32],
+) -> Vec<Layer> {
+    let n = xs.len();
+    let d = xs[0].len();
+    // He initialisation.
+    let mut sizes = vec![d];
+    sizes.extend(&p.hidden);
+    sizes.push(k);
+    let mut layers: Vec<Layer> = sizes
+        .windows(2)
+        .map(|s| {
+            let std = (2.0 / s[0] as f64).sqrt();
+            Layer {
+                n_in: s[0],
+                n_out: s[1],
+                w: (0..s[0] * s[1])
+                    .map(|_| (rng.normal() * std) as f32)
+                    .collect(),
+                b: vec![0.0; s[1]],
+            }
+        })
+        .collect();
+    let wmean = w.iter().sum::<f32>() / n as f32;
+    // Adam state.
+    let mut mw: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
+    let mut vw = mw.clone();
+    let mut mb: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
+    let mut vb = mb.clone();
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut step = 0i32;
+    let mut order: Vec<usize> = (0..n).collect();
+    let batch = p.batch.max(1);
+    for _ in 0..p.epochs {
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(batch) {
+            let mut gw: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
+            let mut gb: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
+            for &i in chunk {
+                let acts = forward(&layers, xs[i].clone());
+                let scale = w[i] / wmean / chunk.len() as f32;
+                // Output delta: p - onehot.
+                let mut delta: Vec<f32> = acts.last().unwrap().clone();
+                delta[y[i]] -= 1.0;
+                delta.iter_mut().for_each(|v| *v *= scale);
+                for li in (0..layers.len()).rev() {
+                    let l = &layers[li];
+                    let a = &acts[li];
+                    for (j, &dj) in delta.iter().enumerate().take(l.n_out) {
+                        if dj == 0.0 {
+                            continue;
+                        }
+                        gb[li][j] += dj;
+                        let g = &mut gw[li][j * l.n_in..(j + 1) * l.n_in];
+                        for (gi, ai) in g.iter_mut().zip(a) {
+                            *gi += dj * ai;
+                        }
+                    }
+                    if li > 0 {
+                        let mut nd = vec![0f32; l.n_in];
+                        for (&dj, row) in delta.iter().zip(l.w.chunks(l.n_in)) {
+                            if dj == 0.0 {
+                                continue;
+                            }
+                            for (n, wv) in nd.iter_mut().zip(row) {
+                                *n += dj * wv;
+                            }
+                        }
+                        // ReLU derivative.
+                        for (q, v) in nd.iter_mut().enumerate() {
+                            if a[q] <= 0.0 {
+                                *v = 0.0;
+                            }
+                        }
+                        delta = nd;
+                    }
+                }
+            }
+            step += 1;
+            let lr = p.learning_rate * (1.0 - b2.powi(step)).sqrt() / (1.0 - b1.powi(step));
+            for (li, l) in layers.iter_mut().enumerate() {
+                for q in 0..l.w.len() {
+                    let g = gw[li][q] + p.weight_decay * l.w[q];
+                    mw[li][q] = b1 * mw[li][q] + (1.0 - b1) * g;
+                    vw[li][q] = b2 * vw[li][q] + (1.0 - b2) * g * g;
+                    l.w[q] -= lr * mw[li][q] / (vw[li][q].sqrt() + eps);
+                }
+                for q in 0..l.b.len() {
+                    let g = gb[li][q];
+                    mb[li][q] = b1 * mb[li][q] + (1.0 - b1) * g;
+                    vb[li][q] = b2 * vb[li][q] + (1.0 - b2) * g * g;
+                    l.b[q] -= lr * mb[li][q] / (vb[li][q].sqrt() + eps);
+                }
+            }
+        }
+    }
+    layers
 }
 
 impl Mlp {
@@ -521,6 +679,7 @@ impl Mlp {
             mean: vec![],
             scale: vec![],
             layers: vec![],
+            more_members: vec![],
         }
     }
 
@@ -532,26 +691,6 @@ impl Mlp {
                 ((v - m) * s).clamp(-10.0, 10.0)
             })
             .collect()
-    }
-
-    /// Activations of every layer (input first).
-    fn forward(&self, x: Vec<f32>) -> Vec<Vec<f32>> {
-        let mut acts = vec![x];
-        for (li, l) in self.layers.iter().enumerate() {
-            let a = acts.last().unwrap();
-            let mut o = l.b.clone();
-            for (j, oj) in o.iter_mut().enumerate() {
-                let row = &l.w[j * l.n_in..(j + 1) * l.n_in];
-                *oj += row.iter().zip(a).map(|(w, x)| w * x).sum::<f32>();
-            }
-            if li + 1 < self.layers.len() {
-                o.iter_mut().for_each(|v| *v = v.max(0.0));
-            } else {
-                softmax(&mut o);
-            }
-            acts.push(o);
-        }
-        acts
     }
 }
 
@@ -567,7 +706,6 @@ impl Classifier for Mlp {
         let n = x.len();
         let d = x[0].len();
         let p = self.params.clone();
-        let mut rng = Rng::new(p.seed);
         self.n_classes = k;
         // Standardisation.
         self.mean = vec![0.0; d];
@@ -585,108 +723,29 @@ impl Classifier for Mlp {
                 0.0
             };
         }
-        // He initialisation.
-        let mut sizes = vec![d];
-        sizes.extend(&p.hidden);
-        sizes.push(k);
-        self.layers = sizes
-            .windows(2)
-            .map(|s| {
-                let std = (2.0 / s[0] as f64).sqrt();
-                Layer {
-                    n_in: s[0],
-                    n_out: s[1],
-                    w: (0..s[0] * s[1])
-                        .map(|_| (rng.normal() * std) as f32)
-                        .collect(),
-                    b: vec![0.0; s[1]],
-                }
-            })
-            .collect();
         let xs: Vec<Vec<f32>> = x.iter().map(|r| self.standardize(r)).collect();
         let ones = vec![1f32; n];
         let w = weights.unwrap_or(&ones);
-        let wmean = w.iter().sum::<f32>() / n as f32;
-        // Adam state.
-        let mut mw: Vec<Vec<f32>> = self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
-        let mut vw = mw.clone();
-        let mut mb: Vec<Vec<f32>> = self.layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
-        let mut vb = mb.clone();
-        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-        let mut step = 0i32;
-        let mut order: Vec<usize> = (0..n).collect();
-        let batch = p.batch.max(1);
-        for _ in 0..p.epochs {
-            rng.shuffle(&mut order);
-            for chunk in order.chunks(batch) {
-                let mut gw: Vec<Vec<f32>> =
-                    self.layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
-                let mut gb: Vec<Vec<f32>> =
-                    self.layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
-                for &i in chunk {
-                    let acts = self.forward(xs[i].clone());
-                    let scale = w[i] / wmean / chunk.len() as f32;
-                    // Output delta: p - onehot.
-                    let mut delta: Vec<f32> = acts.last().unwrap().clone();
-                    delta[y[i]] -= 1.0;
-                    delta.iter_mut().for_each(|v| *v *= scale);
-                    for li in (0..self.layers.len()).rev() {
-                        let l = &self.layers[li];
-                        let a = &acts[li];
-                        for (j, &dj) in delta.iter().enumerate().take(l.n_out) {
-                            if dj == 0.0 {
-                                continue;
-                            }
-                            gb[li][j] += dj;
-                            let g = &mut gw[li][j * l.n_in..(j + 1) * l.n_in];
-                            for (gi, ai) in g.iter_mut().zip(a) {
-                                *gi += dj * ai;
-                            }
-                        }
-                        if li > 0 {
-                            let mut nd = vec![0f32; l.n_in];
-                            for (&dj, row) in delta.iter().zip(l.w.chunks(l.n_in)) {
-                                if dj == 0.0 {
-                                    continue;
-                                }
-                                for (n, wv) in nd.iter_mut().zip(row) {
-                                    *n += dj * wv;
-                                }
-                            }
-                            // ReLU derivative.
-                            for (q, v) in nd.iter_mut().enumerate() {
-                                if a[q] <= 0.0 {
-                                    *v = 0.0;
-                                }
-                            }
-                            delta = nd;
-                        }
-                    }
-                }
-                step += 1;
-                let lr = p.learning_rate * (1.0 - b2.powi(step)).sqrt() / (1.0 - b1.powi(step));
-                for li in 0..self.layers.len() {
-                    let l = &mut self.layers[li];
-                    for q in 0..l.w.len() {
-                        let g = gw[li][q] + p.weight_decay * l.w[q];
-                        mw[li][q] = b1 * mw[li][q] + (1.0 - b1) * g;
-                        vw[li][q] = b2 * vw[li][q] + (1.0 - b2) * g * g;
-                        l.w[q] -= lr * mw[li][q] / (vw[li][q].sqrt() + eps);
-                    }
-                    for q in 0..l.b.len() {
-                        let g = gb[li][q];
-                        mb[li][q] = b1 * mb[li][q] + (1.0 - b1) * g;
-                        vb[li][q] = b2 * vb[li][q] + (1.0 - b2) * g * g;
-                        l.b[q] -= lr * mb[li][q] / (vb[li][q].sqrt() + eps);
-                    }
-                }
-            }
-        }
+        // One generator for all members, so member 0 is the single net a
+        // one-member model trains.
+        let mut rng = Rng::new(p.seed);
+        self.layers = train_net(&p, &mut rng, &xs, y, k, w);
+        self.more_members = (1..p.members.max(1))
+            .map(|_| train_net(&p, &mut rng, &xs, y, k, w))
+            .collect();
         Ok(())
     }
 
     fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
-        self.forward(self.standardize(x)).pop().unwrap()
+        let x = self.standardize(x);
+        let mut out = forward(&self.layers, x.clone()).pop().unwrap();
+        for net in &self.more_members {
+            let q = forward(net, x.clone()).pop().unwrap();
+            out.iter_mut().zip(q).for_each(|(o, q)| *o += q);
+        }
+        let n = 1 + self.more_members.len();
+        out.iter_mut().for_each(|o| *o /= n as f32);
+        out
     }
 }
 
@@ -885,6 +944,55 @@ pub(crate) mod tests {
         });
         g.fit(&x, &y, 4, None).unwrap();
         assert!(acc(&g, &x, &y) >= 0.99);
+    }
+
+    /// A file written before MLPs had members (no `members`, no
+    /// `more_members`) loads as the one network it holds, and that network
+    /// is the first member of an averaged MLP with the same seed.
+    #[test]
+    fn mlp_members_extend_the_single_network() {
+        let (x, y) = blobs(300, 3);
+        let single_params = MlpParams {
+            epochs: 8,
+            members: 1,
+            ..Default::default()
+        };
+        let mut single = Mlp::new(single_params.clone());
+        single.fit(&x, &y, 4, None).unwrap();
+        let mut old = serde_json::to_value(&single).unwrap();
+        assert!(old.get("more_members").is_none());
+        old["params"].as_object_mut().unwrap().remove("members");
+        let loaded: Mlp = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded, single);
+
+        let mut avg = Mlp::new(MlpParams {
+            members: 3,
+            ..single_params
+        });
+        avg.fit(&x, &y, 4, None).unwrap();
+        assert_eq!(avg.layers, single.layers);
+        assert_eq!(avg.more_members.len(), 2);
+        assert_ne!(avg.more_members[0], avg.layers, "members differ");
+        // The average lies between its members' probabilities.
+        let p = avg.predict_proba(&x[0]);
+        let z = avg.standardize(&x[0]);
+        let nets = std::iter::once(&avg.layers).chain(&avg.more_members);
+        let each: Vec<Vec<f32>> = nets.map(|n| forward(n, z.clone()).pop().unwrap()).collect();
+        for c in 0..4 {
+            let lo = each.iter().map(|q| q[c]).fold(f32::INFINITY, f32::min);
+            let hi = each.iter().map(|q| q[c]).fold(f32::NEG_INFINITY, f32::max);
+            assert!(p[c] >= lo - 1e-6 && p[c] <= hi + 1e-6, "{p:?} {each:?}");
+        }
+    }
+
+    #[test]
+    fn dot_matches_a_plain_sum_at_every_tail_length() {
+        for n in 0..40 {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(&a, &b) as f64 - plain).abs() < 1e-3, "n {n}");
+        }
     }
 
     #[test]
