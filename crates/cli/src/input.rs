@@ -81,6 +81,7 @@ impl Input {
                 let mut cfg = live::LiveConfig::new(iface.clone());
                 cfg.snaplen = args.snaplen;
                 cfg.promiscuous = !args.no_promiscuous;
+                cfg.cooked_header = args.cooked_header;
                 let mut cap =
                     live::LiveCapture::open(&cfg).map_err(|e| Failure::Input(e.into()))?;
                 if let Some(expr) = &args.filter {

@@ -74,6 +74,11 @@ pub struct InputArgs {
     /// Live capture: do not put the interface in promiscuous mode (like tcpdump -p).
     #[arg(short = 'p', long = "no-promiscuous")]
     pub no_promiscuous: bool,
+    /// Live capture on `any` (or a device without a link header to keep):
+    /// the Linux cooked header to write, LINUX_SLL2 (with the interface
+    /// index, like tcpdump 4.99) or LINUX_SLL (like older tcpdump -y).
+    #[arg(short = 'y', long = "linktype", value_name = "TYPE", default_value = "LINUX_SLL2", value_parser = parse_cooked_header)]
+    pub cooked_header: live::CookedHeader,
     /// Stop after this long (live capture), e.g. 30s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
@@ -137,6 +142,14 @@ impl FlowArgs {
             vlan_in_key: self.vlan_key,
             ..flow::FlowConfig::default()
         }
+    }
+}
+
+fn parse_cooked_header(s: &str) -> Result<live::CookedHeader, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "LINUX_SLL2" | "SLL2" => Ok(live::CookedHeader::Sll2),
+        "LINUX_SLL" | "SLL" => Ok(live::CookedHeader::Sll),
+        _ => Err(format!("{s:?}: expected LINUX_SLL2 or LINUX_SLL")),
     }
 }
 

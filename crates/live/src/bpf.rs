@@ -12,6 +12,7 @@ pub struct Meta {
     pub protocol: u16,
     pub pkttype: u8,
     pub ifindex: i32,
+    pub hatype: u16,
 }
 
 /// Checks what the kernel's checker checks, so `run` cannot go wrong:
@@ -98,6 +99,7 @@ fn load(pkt: &[u8], off: u32, size: u16, meta: &Meta) -> Option<u32> {
             0 => Some(u32::from(meta.protocol)),
             4 => Some(u32::from(meta.pkttype)),
             8 => Some(meta.ifindex as u32),
+            28 => Some(u32::from(meta.hatype)),
             _ => None,
         };
     }
@@ -267,6 +269,7 @@ mod tests {
             protocol: 0x86dd,
             pkttype: 4,
             ifindex: 7,
+            hatype: 772,
         };
         let ad = |n: i32| (crate::sys::SKF_AD_OFF + n) as u32;
         let p = [i(0x20, 0, 0, ad(0)), i(0x16, 0, 0, 0)];
@@ -275,6 +278,8 @@ mod tests {
         assert_eq!(run(&p, &[], 0, &m), 4);
         let p = [i(0x20, 0, 0, ad(8)), i(0x16, 0, 0, 0)];
         assert_eq!(run(&p, &[], 0, &m), 7);
+        let p = [i(0x28, 0, 0, ad(28)), i(0x16, 0, 0, 0)];
+        assert_eq!(run(&p, &[], 0, &m), 772);
         let p = [i(0x20, 0, 0, ad(44)), i(0x06, 0, 0, 1)];
         assert_eq!(run(&p, &[], 0, &m), 0, "unknown ancillary load rejects");
     }

@@ -11,13 +11,38 @@ use std::time::Duration;
 use crate::sys::*;
 use crate::{bpf, filter};
 use crate::{
-    timeout_ms, BpfInsn, Frame, LiveConfig, LiveError, LiveStats, PacketType, DEFAULT_SNAPLEN,
-    LINKTYPE_ETHERNET, LINKTYPE_IEEE802_11_RADIOTAP, LINKTYPE_LINUX_SLL, LINKTYPE_RAW, SLL_HDR_LEN,
+    timeout_ms, BpfInsn, CookedHeader, Frame, LiveConfig, LiveError, LiveStats, PacketType,
+    DEFAULT_SNAPLEN, LINKTYPE_ETHERNET, LINKTYPE_IEEE802_11_RADIOTAP, LINKTYPE_RAW, SLL2_HDR_LEN,
 };
 
-/// Room asked of the kernel in front of each packet (`PACKET_RESERVE`) so a
-/// stripped VLAN tag can be put back in place.
+/// Length of an 802.1Q tag (TPID and TCI) put back into a frame.
 const VLAN_TAG_LEN: usize = 4;
+
+/// What the kernel always leaves in front of the network header of a
+/// `SOCK_DGRAM` packet (`tpacket_rcv`: `TPACKET_ALIGN(tp_hdrlen) + 16 +
+/// tp_reserve`), beyond `TPACKET3_HDRLEN`, without the reserve.
+const DGRAM_ROOM: usize = 16;
+
+/// Room asked of the kernel in front of each packet (`PACKET_RESERVE`) so a
+/// stripped VLAN tag can be put back in place and, for cooked captures, the
+/// synthesised header fits in front of the network header as well.
+fn packet_reserve(cooked: Option<CookedHeader>) -> usize {
+    VLAN_TAG_LEN + cooked.map_or(0, |h| h.header_len().saturating_sub(DGRAM_ROOM))
+}
+
+/// Where a VLAN tag the kernel moved out of the packet goes back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VlanInsert {
+    /// TPID and TCI go in front of the type field at this offset, which
+    /// moves 4 bytes on (Ethernet: 12, after the MAC addresses; SLL v1: 14,
+    /// the protocol field, as libpcap does).
+    BeforeType(usize),
+    /// SLL2 (libpcap drops the tag here): the protocol field at offset 0
+    /// becomes the TPID, and the TCI and the original protocol go right
+    /// after the 20-byte header, the 802.1Q layout that follows an
+    /// EtherType, so decoders see protocol 0x8100 and then the tag.
+    Sll2,
+}
 
 /// Stops a [`LiveCapture`] from another thread or a signal handler.
 ///
@@ -84,10 +109,10 @@ pub struct LiveCapture {
     cur: usize,
     iface: String,
     linktype: u32,
-    cooked: bool,
-    /// Where a re-inserted VLAN tag goes (after the MAC addresses, or after
-    /// the SLL header's first 14 bytes), if the link type has one.
-    vlan_offset: Option<usize>,
+    /// The synthesised header, for cooked (`SOCK_DGRAM`) captures.
+    cooked: Option<CookedHeader>,
+    /// Where a re-inserted VLAN tag goes, if the link type has a place.
+    vlan_insert: Option<VlanInsert>,
     snaplen: u32,
     /// Outgoing packets on this interface are dropped (loopback duplicates).
     lo_ifindex: Option<i32>,
@@ -223,7 +248,10 @@ impl LiveCapture {
                 reason: format!("{bs} is not a positive multiple of the page size ({page})"),
             });
         }
-        let per_packet = BLK_HDR_LEN + tpacket_align(TPACKET3_HDRLEN + 16) + VLAN_TAG_LEN + 64;
+        let per_packet = BLK_HDR_LEN
+            + tpacket_align(TPACKET3_HDRLEN + DGRAM_ROOM)
+            + packet_reserve(Some(cfg.cooked_header))
+            + 64;
         if snaplen as usize + per_packet > bs {
             let need = (snaplen as usize + per_packet).div_ceil(page) * page;
             return Err(LiveError::InvalidConfig {
@@ -290,19 +318,30 @@ impl LiveCapture {
             }
         }
 
-        let (linktype, cooked, vlan_offset) = if any {
-            (LINKTYPE_LINUX_SLL, true, Some(14))
+        let cooked_hdr = cfg.cooked_header;
+        let cooked_choice = (
+            cooked_hdr.linktype(),
+            Some(cooked_hdr),
+            Some(match cooked_hdr {
+                CookedHeader::Sll2 => VlanInsert::Sll2,
+                CookedHeader::Sll => VlanInsert::BeforeType(14),
+            }),
+        );
+        let (linktype, cooked, vlan_insert) = if any {
+            cooked_choice
         } else {
             match hatype {
-                ARPHRD_ETHER | ARPHRD_LOOPBACK => (LINKTYPE_ETHERNET, false, Some(12)),
-                ARPHRD_NONE | ARPHRD_RAWIP => (LINKTYPE_RAW, false, None),
-                ARPHRD_IEEE80211_RADIOTAP => (LINKTYPE_IEEE802_11_RADIOTAP, false, None),
+                ARPHRD_ETHER | ARPHRD_LOOPBACK => {
+                    (LINKTYPE_ETHERNET, None, Some(VlanInsert::BeforeType(12)))
+                }
+                ARPHRD_NONE | ARPHRD_RAWIP => (LINKTYPE_RAW, None, None),
+                ARPHRD_IEEE80211_RADIOTAP => (LINKTYPE_IEEE802_11_RADIOTAP, None, None),
                 // Anything else: let the kernel strip the link header and
                 // describe it in a cooked header, which works for every type.
-                _ => (LINKTYPE_LINUX_SLL, true, Some(14)),
+                _ => cooked_choice,
             }
         };
-        if cooked {
+        if cooked.is_some() {
             fd = packet_socket(libc::SOCK_DGRAM)
                 .map_err(|e| io_err("creating the AF_PACKET socket", e))?;
         }
@@ -315,9 +354,10 @@ impl LiveCapture {
                 source,
             }
         })?;
-        set_opt(raw, SOL_PACKET, PACKET_RESERVE, &(VLAN_TAG_LEN as u32)).map_err(|source| {
+        let reserve = packet_reserve(cooked);
+        set_opt(raw, SOL_PACKET, PACKET_RESERVE, &(reserve as u32)).map_err(|source| {
             LiveError::Ring {
-                setting: format!("PACKET_RESERVE={VLAN_TAG_LEN}"),
+                setting: format!("PACKET_RESERVE={reserve}"),
                 hint: "the kernel refused header room for VLAN tags",
                 source,
             }
@@ -346,7 +386,7 @@ impl LiveCapture {
             iface: iface.clone(),
             linktype,
             cooked,
-            vlan_offset,
+            vlan_insert,
             snaplen,
             lo_ifindex,
             block_timeout_ms: cfg.block_timeout_ms,
@@ -583,16 +623,17 @@ impl LiveCapture {
     }
 
     fn attach(&mut self, filter: Option<&[BpfInsn]>) -> Result<(), LiveError> {
-        let kernel_snap = if self.cooked {
-            self.snaplen.saturating_sub(SLL_HDR_LEN as u32).max(1)
-        } else {
-            self.snaplen
+        // The kernel counts from the network header: the synthesised cooked
+        // header is not part of what it copies.
+        let kernel_snap = match self.cooked {
+            Some(h) => self.snaplen.saturating_sub(h.header_len() as u32).max(1),
+            None => self.snaplen,
         };
         self.user_filter = None;
         match filter {
             Some(prog) => match filter::prepare(prog, self.cooked, kernel_snap) {
                 Ok(fixed) => self.attach_raw(&fixed, prog.len()),
-                Err(filter::FixError::CookedHeader(_)) => {
+                Err(e) if e.user_space_ok() => {
                     // Like libpcap: run it in user space on the cooked frame.
                     // The kernel then passes whole packets (no snapshot cut,
                     // the filter may look past it).
@@ -712,33 +753,65 @@ impl LiveCapture {
             let mut wire_len = wire;
             if !skip && start + len <= bs {
                 let mut ok = true;
-                if self.cooked {
-                    if start >= hdr_end + SLL_HDR_LEN {
-                        start -= SLL_HDR_LEN;
-                        let h = &mut blk[start..start + SLL_HDR_LEN];
-                        h[0..2].copy_from_slice(&u16::from(pkttype).to_be_bytes());
-                        h[2..4].copy_from_slice(&hatype.to_be_bytes());
-                        h[4..6].copy_from_slice(&u16::from(halen).to_be_bytes());
-                        h[6..14].copy_from_slice(&addr);
-                        h[14..16].copy_from_slice(&proto_be);
-                        len += SLL_HDR_LEN;
-                        wire_len += SLL_HDR_LEN;
+                if let Some(hdr) = self.cooked {
+                    let hl = hdr.header_len();
+                    if start >= hdr_end + hl {
+                        start -= hl;
+                        // The kernel leaves address bytes past halen as they
+                        // were; zero them so the output is deterministic.
+                        let alen = usize::from(halen).min(addr.len());
+                        addr[alen..].fill(0);
+                        let h = &mut blk[start..start + hl];
+                        match hdr {
+                            CookedHeader::Sll2 => {
+                                h[0..2].copy_from_slice(&proto_be);
+                                h[2..4].fill(0);
+                                h[4..8].copy_from_slice(&(ifindex as u32).to_be_bytes());
+                                h[8..10].copy_from_slice(&hatype.to_be_bytes());
+                                h[10] = pkttype;
+                                h[11] = halen;
+                                h[12..20].copy_from_slice(&addr);
+                            }
+                            CookedHeader::Sll => {
+                                h[0..2].copy_from_slice(&u16::from(pkttype).to_be_bytes());
+                                h[2..4].copy_from_slice(&hatype.to_be_bytes());
+                                h[4..6].copy_from_slice(&u16::from(halen).to_be_bytes());
+                                h[6..14].copy_from_slice(&addr);
+                                h[14..16].copy_from_slice(&proto_be);
+                            }
+                        }
+                        len += hl;
+                        wire_len += hl;
                     } else {
                         ok = false;
                     }
                 }
                 let vlan = tci != 0 || status & TP_STATUS_VLAN_VALID != 0;
-                if let (true, true, Some(vo)) = (ok, vlan, self.vlan_offset) {
-                    if start >= hdr_end + VLAN_TAG_LEN && len >= vo {
+                if let (true, true, Some(vi)) = (ok, vlan, self.vlan_insert) {
+                    let at = match vi {
+                        VlanInsert::BeforeType(o) => o,
+                        VlanInsert::Sll2 => SLL2_HDR_LEN,
+                    };
+                    if start >= hdr_end + VLAN_TAG_LEN && len >= at {
                         let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 {
                             tpid
                         } else {
                             0x8100
                         };
-                        blk.copy_within(start..start + vo, start - VLAN_TAG_LEN);
+                        blk.copy_within(start..start + at, start - VLAN_TAG_LEN);
                         start -= VLAN_TAG_LEN;
-                        blk[start + vo..start + vo + 2].copy_from_slice(&tpid.to_be_bytes());
-                        blk[start + vo + 2..start + vo + 4].copy_from_slice(&tci.to_be_bytes());
+                        let f = &mut blk[start..start + at + VLAN_TAG_LEN];
+                        match vi {
+                            VlanInsert::BeforeType(_) => {
+                                f[at..at + 2].copy_from_slice(&tpid.to_be_bytes());
+                                f[at + 2..at + 4].copy_from_slice(&tci.to_be_bytes());
+                            }
+                            VlanInsert::Sll2 => {
+                                f[at..at + 2].copy_from_slice(&tci.to_be_bytes());
+                                f.copy_within(0..2, at + 2);
+                                f[0..2].copy_from_slice(&tpid.to_be_bytes());
+                            }
+                        }
                         len += VLAN_TAG_LEN;
                         wire_len += VLAN_TAG_LEN;
                     }
@@ -749,6 +822,7 @@ impl LiveCapture {
                         protocol: u16::from_be_bytes(proto_be),
                         pkttype,
                         ifindex,
+                        hatype,
                     };
                     keep =
                         bpf::run(prog, &blk[start..start + len], wire_len as u32, &meta) as usize;

@@ -5,16 +5,22 @@
 //!
 //! * Ethernet and loopback devices give `LINKTYPE_ETHERNET` (1) frames; `any`
 //!   and devices without an Ethernet-style header we understand give Linux
-//!   cooked frames (`LINKTYPE_LINUX_SLL`, 113) with a synthesised 16-byte
-//!   SLL header; `ARPHRD_NONE`/`ARPHRD_RAWIP` (tun, wireguard) give
-//!   `LINKTYPE_RAW` (101).
+//!   cooked frames with a synthesised header: `LINKTYPE_LINUX_SLL2` (276,
+//!   20 bytes, with the interface index), as tcpdump 4.99 / libpcap 1.10
+//!   write, or `LINKTYPE_LINUX_SLL` (113, 16 bytes) on request
+//!   ([`LiveConfig::cooked_header`], tcpdump `-y LINUX_SLL`);
+//!   `ARPHRD_NONE`/`ARPHRD_RAWIP` (tun, wireguard) give `LINKTYPE_RAW` (101).
 //! * The kernel delivers every packet sent on `lo` twice to packet sockets
 //!   (once as `PACKET_OUTGOING` from the transmit tap, once as `PACKET_HOST`
 //!   when the loopback driver receives it). Like libpcap, outgoing copies on
 //!   the loopback device are dropped (in the kernel with
 //!   `PACKET_IGNORE_OUTGOING` when capturing on `lo`, in user space for `any`).
 //! * VLAN tags the kernel moved out of the frame (`TP_STATUS_VLAN_VALID`) are
-//!   put back in, as libpcap does.
+//!   put back in, as libpcap does: after the MAC addresses (Ethernet), in
+//!   place of the SLL protocol field (SLL v1). For SLL2, where libpcap drops
+//!   them, the protocol field becomes the tag's TPID and the payload starts
+//!   with the TCI and the original protocol (the 802.1Q layout after an
+//!   EtherType, which tshark, tcpdump and `decode` read).
 //! * The filter is attached before the socket is bound to a protocol, so no
 //!   unfiltered packet can reach the ring; [`LiveCapture::set_filter`] on a
 //!   running capture drains the ring between a reject-all filter and the new
@@ -63,9 +69,56 @@ pub const LINKTYPE_RAW: u32 = 101;
 pub const LINKTYPE_LINUX_SLL: u32 = 113;
 /// 802.11 with a radiotap header.
 pub const LINKTYPE_IEEE802_11_RADIOTAP: u32 = 127;
+/// Linux cooked capture v2 (20-byte SLL2 header with the interface index).
+pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
 /// Length of the synthesised Linux cooked (SLL v1) header.
 pub const SLL_HDR_LEN: usize = 16;
+/// Length of the synthesised Linux cooked v2 (SLL2) header: protocol (2),
+/// reserved (2), interface index (4), ARPHRD type (2), packet type (1),
+/// address length (1), address (8), multi-byte fields big-endian.
+pub const SLL2_HDR_LEN: usize = 20;
+
+/// Which Linux cooked header to synthesise for `any` and for devices whose
+/// link header is not passed through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CookedHeader {
+    /// `LINKTYPE_LINUX_SLL2` (276): 20 bytes, carries the interface index
+    /// (tcpdump 4.99 / libpcap 1.10 and later).
+    #[default]
+    Sll2,
+    /// `LINKTYPE_LINUX_SLL` (113): 16 bytes, no interface index (older
+    /// tcpdump, `-y LINUX_SLL`).
+    Sll,
+}
+
+impl CookedHeader {
+    /// The pcap link type of frames with this header.
+    pub fn linktype(self) -> u32 {
+        match self {
+            CookedHeader::Sll2 => LINKTYPE_LINUX_SLL2,
+            CookedHeader::Sll => LINKTYPE_LINUX_SLL,
+        }
+    }
+
+    /// Header length in bytes.
+    pub fn header_len(self) -> usize {
+        match self {
+            CookedHeader::Sll2 => SLL2_HDR_LEN,
+            CookedHeader::Sll => SLL_HDR_LEN,
+        }
+    }
+
+    /// The header for a link type (`LINKTYPE_LINUX_SLL2` or
+    /// `LINKTYPE_LINUX_SLL`), None for any other.
+    pub fn from_linktype(linktype: u32) -> Option<CookedHeader> {
+        match linktype {
+            LINKTYPE_LINUX_SLL2 => Some(CookedHeader::Sll2),
+            LINKTYPE_LINUX_SLL => Some(CookedHeader::Sll),
+            _ => None,
+        }
+    }
+}
 
 /// tcpdump's default and maximum snapshot length (`-s 0` means this).
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -95,7 +148,8 @@ pub struct LiveConfig {
     pub interface: String,
     /// Bytes kept per packet (tcpdump `-s`); 0 (or more than the default)
     /// means [`DEFAULT_SNAPLEN`].
-    /// With `any` this includes the 16-byte SLL header, as with tcpdump.
+    /// With `any` this includes the synthesised cooked header (20 bytes for
+    /// SLL2, 16 for SLL), as with tcpdump.
     pub snaplen: u32,
     /// Put the interface into promiscuous mode (tcpdump default; `-p` clears
     /// it). Ignored for `any`. Reverts automatically when the capture closes.
@@ -112,11 +166,16 @@ pub struct LiveConfig {
     /// Classic BPF program run in the kernel (tcpdump `-f`/expression).
     /// Write it against the frames as handed out (see
     /// [`LiveCapture::linktype`]). For cooked frames (`any`) the kernel sees
-    /// the packet from its network header, so offsets are moved back by 16
-    /// and packet-type/protocol loads become ancillary loads; a program that
-    /// reads other cooked-header bytes runs in user space instead, as libpcap
-    /// does. Constant returns are capped to the snapshot length.
+    /// the packet from its network header, so offsets are moved back by the
+    /// cooked header's length and loads of its protocol, packet type,
+    /// interface index (SLL2) and ARPHRD type become ancillary loads; a
+    /// program that reads other cooked-header bytes (the address) or the
+    /// packet length runs in user space instead, as libpcap does for the
+    /// former. Constant returns are capped to the snapshot length.
     pub filter: Option<Vec<BpfInsn>>,
+    /// The cooked header synthesised on `any` (and on devices whose link
+    /// header is not passed through): SLL2 by default, as tcpdump 4.99.
+    pub cooked_header: CookedHeader,
 }
 
 impl Default for LiveConfig {
@@ -129,6 +188,7 @@ impl Default for LiveConfig {
             block_count: 4,
             block_timeout_ms: 64,
             filter: None,
+            cooked_header: CookedHeader::Sll2,
         }
     }
 }
@@ -234,7 +294,7 @@ pub struct Frame<'a> {
     pub ts_ns: u64,
     /// Bytes in `data` (≤ snaplen).
     pub caplen: u32,
-    /// Length of the packet on the wire (including any synthesised SLL
+    /// Length of the packet on the wire (including any synthesised cooked
     /// header or re-inserted VLAN tag, like libpcap's `len`).
     pub wire_len: u32,
     /// Frame bytes in the capture's link type.

@@ -4,51 +4,13 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use live::{BpfInsn, LiveCapture, LiveConfig, LiveError, PacketDirection, LINKTYPE_ETHERNET};
-
-/// A UDP echo server inside the namespace on `ports`; stops when `stop` is set.
-fn echo_in(v: &VethNs, ports: &[u16], stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
-    let mut hs = Vec::new();
-    for &port in ports {
-        let ip = v.peer_ip;
-        let stop = stop.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        hs.push(v.spawn_in(move || {
-            let s = UdpSocket::bind((ip, port)).expect("bind in netns");
-            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-            ready_tx.send(()).unwrap();
-            let mut buf = [0u8; 4096];
-            while !stop.load(Ordering::SeqCst) {
-                if let Ok((n, from)) = s.recv_from(&mut buf) {
-                    let _ = s.send_to(&buf[..n], from);
-                }
-            }
-        }));
-        ready_rx.recv().unwrap();
-    }
-    hs
-}
-
-/// Sends `n` datagrams to `peer:port` and waits for each echo. Returns the
-/// local port used.
-fn ping_pong(local: Ipv4Addr, peer: Ipv4Addr, port: u16, tag: u32, n: u32, size: usize) -> u16 {
-    let s = UdpSocket::bind((local, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut buf = [0u8; 4096];
-    for seq in 0..n {
-        let p = payload(tag, seq, size);
-        s.send_to(&p, (peer, port)).unwrap();
-        let got = s.recv(&mut buf).expect("echo reply");
-        assert_eq!(&buf[..got], &p[..]);
-    }
-    s.local_addr().unwrap().port()
-}
 
 fn count(frames: &[Captured], tag: u32, dir: PacketDirection, sport: u16, dport: u16) -> usize {
     frames

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use live::{Frame, LiveCapture, LiveConfig, LiveError, PacketDirection};
@@ -124,6 +125,75 @@ pub fn udp4(frame: &[u8], ip: usize) -> Option<Udp4<'_>> {
         dport: u16::from_be_bytes([u[2], u[3]]),
         payload: &u[8..],
     })
+}
+
+/// A UDP echo server inside the namespace on `ports`; stops when `stop` is set.
+pub fn echo_in(
+    v: &VethNs,
+    ports: &[u16],
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let mut hs = Vec::new();
+    for &port in ports {
+        let ip = v.peer_ip;
+        let stop = stop.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        hs.push(v.spawn_in(move || {
+            let s = UdpSocket::bind((ip, port)).expect("bind in netns");
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            ready_tx.send(()).unwrap();
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok((n, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(&buf[..n], from);
+                }
+            }
+        }));
+        ready_rx.recv().unwrap();
+    }
+    hs
+}
+
+/// Sends `n` datagrams to `peer:port` and waits for each echo. Returns the
+/// local port used.
+pub fn ping_pong(local: Ipv4Addr, peer: Ipv4Addr, port: u16, tag: u32, n: u32, size: usize) -> u16 {
+    let s = UdpSocket::bind((local, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 4096];
+    for seq in 0..n {
+        let p = payload(tag, seq, size);
+        s.send_to(&p, (peer, port)).unwrap();
+        let got = s.recv(&mut buf).expect("echo reply");
+        assert_eq!(&buf[..got], &p[..]);
+    }
+    s.local_addr().unwrap().port()
+}
+
+/// An interface's index as the kernel publishes it in sysfs (in the
+/// namespace of the calling process).
+pub fn sys_ifindex(name: &str) -> i32 {
+    let p = format!("/sys/class/net/{name}/ifindex");
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{p}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).expect("hex"))
+        .collect();
+    v.try_into().expect("6 bytes")
+}
+
+/// An interface's MAC address from sysfs.
+pub fn sys_mac(name: &str) -> [u8; 6] {
+    let p = format!("/sys/class/net/{name}/address");
+    parse_mac(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
 }
 
 /// A per-test tag: process id and a counter.
@@ -305,6 +375,17 @@ impl VethNs {
             }
         }
         panic!("no promiscuity in: {text}");
+    }
+
+    /// The namespace end's MAC address (its sysfs, read inside it).
+    pub fn peer_mac(&self) -> [u8; 6] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "cat"])
+            .arg(format!("/sys/class/net/{}/address", self.peer_if))
+            .output()
+            .expect("ip netns exec cat");
+        assert!(out.status.success(), "{:?}", out);
+        parse_mac(&String::from_utf8_lossy(&out.stdout))
     }
 
     pub fn set_host_link(&self, up: bool) {
