@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use flow::{AppInfo, DirAccumulator, EndReason, FlowRecord};
+use flow::{AppInfo, DirAccumulator, EndReason, FlowRecord, QuicClientHello};
 
 /// Accumulates one flow's packets (both directions) into a [`FlowRecord`].
 #[derive(Debug, Clone)]
@@ -26,6 +26,7 @@ pub struct FlowBuilder {
     last_ns: u64,
     app: AppInfo,
     inspected: u8,
+    quic: QuicClientHello,
     first_n: usize,
 }
 
@@ -62,6 +63,7 @@ impl FlowBuilder {
                 ..Default::default()
             },
             inspected: 0,
+            quic: QuicClientHello::default(),
             first_n: 32,
         })
     }
@@ -110,6 +112,7 @@ impl FlowBuilder {
                 self.app.merge(&h);
             }
         }
+        self.quic.observe(pkt, forward, &mut self.app);
     }
 
     /// The flow so far as a record (end reason `EndOfInput`).

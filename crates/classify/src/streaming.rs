@@ -194,7 +194,7 @@ impl StreamingClassifier {
         let due = n == k
             || (n > k
                 && n <= self.cfg.max_update_packets
-                && (n - k) % self.cfg.update_every.max(1) == 0);
+                && (n - k).is_multiple_of(self.cfg.update_every.max(1)));
         if due {
             let x = self.model.flow_row(&f.builder.snapshot());
             let p = self.model.flow_proba(&x);

@@ -309,7 +309,7 @@ pub fn grow(
                     right[c] = total[c] - left[c];
                 }
                 let gain = target.score(&left) + target.score(&right) - parent;
-                if gain > 1e-9 && best.map_or(true, |(g, _, _)| gain > g) {
+                if gain > 1e-9 && best.is_none_or(|(g, _, _)| gain > g) {
                     best = Some((gain, f, bi));
                 }
             }

@@ -88,7 +88,10 @@ pub enum AppHint<'a> {
     Quic {
         version: u32,
         /// Server name of a Google QUIC client hello (CHLO tag `SNI`, sent
-        /// in the clear up to Q043); IETF QUIC encrypts its Initial.
+        /// in the clear up to Q043). IETF QUIC protects its Initial packets,
+        /// so this is `None` for it here: the flow table decrypts them with
+        /// [`crate::quic_initial`] (owned data, possibly over several
+        /// packets) for the ClientHello's server name and ALPN.
         sni: Option<&'a str>,
     },
     Ssh {
@@ -399,11 +402,23 @@ fn tls(p: &[u8]) -> Option<AppHint<'_>> {
         }
         _ => return Some(AppHint::TlsOther),
     }
-    // ClientHello; fields may be cut off by snaplen or segmentation, so
-    // every step is bounds-checked and what was found so far is kept.
+    let (sni, alpn) = client_hello_names(&p[5..]);
+    Some(AppHint::TlsClientHello { sni, alpn })
+}
+
+/// The server name (first `host_name` of the server_name extension) and
+/// the first ALPN protocol of a TLS ClientHello handshake message: `msg`
+/// starts at the handshake type byte (1). Used on TLS records over TCP and
+/// on the CRYPTO stream of QUIC Initial packets
+/// ([`crate::quic_initial`]).
+///
+/// The message may be cut off (snaplen, segmentation, a CRYPTO stream not
+/// yet complete), so every step is bounds-checked and what was found before
+/// the cut is kept.
+pub fn client_hello_names(msg: &[u8]) -> (Option<&str>, Option<&str>) {
     let mut sni = None;
     let mut alpn = None;
-    let body = &p[9.min(p.len())..];
+    let body = &msg[4.min(msg.len())..];
     let mut off = 2 + 32; // client_version, random
     let skip8 = |off: usize| body.get(off).map(|&n| off + 1 + n as usize);
     let skip16 = |off: usize| (off + 2 <= body.len()).then(|| off + 2 + be16(body, off) as usize);
@@ -440,7 +455,7 @@ fn tls(p: &[u8]) -> Option<AppHint<'_>> {
         Some(())
     })();
     let _ = parsed;
-    Some(AppHint::TlsClientHello { sni, alpn })
+    (sni, alpn)
 }
 
 const HTTP_METHODS: [&str; 18] = [

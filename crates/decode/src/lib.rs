@@ -10,11 +10,13 @@
 //!
 //! Application hints (TLS SNI/ALPN, DNS, HTTP, QUIC, SSH, RTP/SIP) are
 //! parsed on demand by [`app::inspect`], and well-known port names by
-//! [`service::by_port`].
+//! [`service::by_port`]. The ClientHello inside IETF QUIC's protected
+//! Initial packets is recovered by [`quic_initial`].
 
 pub mod app;
 mod ip;
 mod link;
+pub mod quic_initial;
 pub mod service;
 
 use std::fmt;

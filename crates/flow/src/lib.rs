@@ -9,11 +9,13 @@
 mod export;
 mod key;
 mod net;
+mod quic;
 mod record;
 mod table;
 
 pub use export::{write_csv_header, write_csv_row, FLOW_CSV_COLUMNS};
 pub use key::{Addr, Endpoint, FlowKey};
 pub use net::{Cidr, CidrError, Direction, LocalNets};
+pub use quic::QuicClientHello;
 pub use record::{AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, Running, Stat};
 pub use table::{FlowConfig, FlowTable, Placement, TableStats};

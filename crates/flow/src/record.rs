@@ -180,8 +180,11 @@ pub struct AppInfo {
     /// replaces it. So STUN then DTLS and RTP on one flow stays "stun";
     /// [`protocols`](Self::protocols) holds all of them.
     pub detected: Option<&'static str>,
-    /// Server name of the TLS ClientHello, or of a Google QUIC client hello.
+    /// Server name of the TLS ClientHello: over TCP, in the client Initial
+    /// packets of IETF QUIC (decrypted, `decode::quic_initial`), or of a
+    /// Google QUIC client hello.
     pub tls_sni: Option<String>,
+    /// First protocol of the ClientHello's ALPN list (TLS or IETF QUIC).
     pub tls_alpn: Option<String>,
     pub dns_query: Option<String>,
     pub dns_qtype: Option<&'static str>,

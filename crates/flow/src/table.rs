@@ -4,11 +4,11 @@ use decode::app::inspect;
 use decode::{tcp_flags, Packet};
 
 use crate::key::{Addr, Endpoint, FlowKey};
+use crate::quic::QuicClientHello;
 use crate::record::{AppInfo, DirAccumulator, EndReason, FlowRecord};
 
 const NIL: u32 = u32::MAX;
 const NS: u64 = 1_000_000_000;
-
 /// Flow table settings. Timeouts run on capture time, so a file behaves
 /// exactly like the live traffic it recorded.
 #[derive(Debug, Clone)]
@@ -86,6 +86,8 @@ struct FlowState {
     first_iats_us: Vec<f64>,
     app: AppInfo,
     inspected: u8,
+    /// Server name and ALPN from IETF QUIC client Initials.
+    quic: QuicClientHello,
     fin: [bool; 2],
     closing: Option<EndReason>,
     ip_version: u8,
@@ -289,6 +291,7 @@ impl FlowTable {
                 st.app.merge(&h);
             }
         }
+        st.quic.observe(pkt, forward, &mut st.app);
         if let Some(t) = tcp {
             if st.closing.is_none() {
                 if t.flags & tcp_flags::RST != 0 {
@@ -423,6 +426,7 @@ impl FlowTable {
                 ..AppInfo::default()
             },
             inspected: 0,
+            quic: QuicClientHello::default(),
             fin: [false; 2],
             closing: None,
             ip_version,
@@ -480,6 +484,7 @@ impl FlowTable {
             app: std::mem::take(&mut st.app),
             end_reason: reason,
         };
+        st.quic = QuicClientHello::default();
         self.free.push(slot);
         let s = &mut self.stats;
         match reason {
@@ -527,5 +532,148 @@ impl FlowTable {
             self.lru_tail = prev;
         }
         self.links[slot as usize] = UNLINKED;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quic::{QUIC_DONE, QUIC_INITIALS};
+    use capture::LinkType;
+    use decode::quic_initial::protect_client_initial;
+
+    /// Ethernet + IPv4 + UDP 10.0.0.1:50000 ↔ 10.0.0.2:443 (`up`: from the
+    /// client) carrying `payload`.
+    fn udp(up: bool, payload: &[u8]) -> Vec<u8> {
+        let (src, dst, sport, dport) = if up {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 50_000u16, 443u16)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 443, 50_000)
+        };
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A ClientHello naming `name` with ALPN "h3", both past its first
+    /// 1500 bytes (a filler extension comes first).
+    fn client_hello(name: &str) -> Vec<u8> {
+        let mut sni = vec![0, 0, 0, 0, 0, 0, 0, 0];
+        let n = name.len() as u16;
+        sni[2..4].copy_from_slice(&(n + 5).to_be_bytes());
+        sni[4..6].copy_from_slice(&(n + 3).to_be_bytes());
+        sni[6..8].copy_from_slice(&n.to_be_bytes());
+        sni.insert(6, 0);
+        sni.extend_from_slice(name.as_bytes());
+        let alpn = [0, 16, 0, 5, 0, 3, 2, b'h', b'3'];
+        // Filler extension (type 0xff00) pushing the names far back.
+        let mut exts = vec![0xff, 0x00, 0x05, 0xdc];
+        exts.extend(std::iter::repeat_n(0x77, 1500));
+        exts.extend_from_slice(&sni);
+        exts.extend_from_slice(&alpn);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[0; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 1, 1, 0]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        let mut m = vec![1, 0];
+        m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        m.extend_from_slice(&body);
+        m
+    }
+
+    /// A client Initial with `data` in a CRYPTO frame at `off`, padded.
+    fn initial(dcid: &[u8], pn: u32, off: usize, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x06, 0x80, 0, 0, 0, 0x40, 0];
+        f[2..5].copy_from_slice(&(off as u32).to_be_bytes()[1..]);
+        f[5..7].copy_from_slice(&(0x4000 | data.len() as u16).to_be_bytes());
+        f.extend_from_slice(data);
+        f.resize(1162.max(f.len()), 0);
+        protect_client_initial(1, dcid, &[], pn, &f).unwrap()
+    }
+
+    fn feed(t: &mut FlowTable, ts: u64, frame: &[u8], out: &mut Vec<FlowRecord>) {
+        let pkt = decode::decode(LinkType::ETHERNET, frame);
+        t.process(&pkt, ts, frame.len() as u32, &mut |r| out.push(r));
+    }
+
+    fn state(t: &FlowTable) -> &FlowState {
+        assert_eq!(t.len(), 1);
+        &t.slots[*t.map.values().next().unwrap() as usize]
+    }
+
+    #[test]
+    fn quic_client_hello_over_two_initials_then_buffer_freed() {
+        let ch = client_hello("two.example");
+        let dcid = [9u8; 8];
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut out = Vec::new();
+        feed(
+            &mut t,
+            1,
+            &udp(true, &initial(&dcid, 0, 0, &ch[..1000])),
+            &mut out,
+        );
+        assert!(state(&t).quic.buffering());
+        assert_eq!(state(&t).app.tls_sni, None);
+        // A server Initial (or anything from the server) is not looked at.
+        feed(
+            &mut t,
+            2,
+            &udp(false, &initial(&dcid, 0, 1000, &ch[1000..])),
+            &mut out,
+        );
+        assert_eq!(state(&t).quic.initials, 1);
+        feed(
+            &mut t,
+            3,
+            &udp(true, &initial(&dcid, 1, 1000, &ch[1000..])),
+            &mut out,
+        );
+        let st = state(&t);
+        assert!(!st.quic.buffering());
+        assert_eq!(st.quic.initials, QUIC_DONE);
+        assert_eq!(st.app.tls_sni.as_deref(), Some("two.example"));
+        assert_eq!(st.app.tls_alpn.as_deref(), Some("h3"));
+        assert_eq!(st.app.quic_version.as_deref(), Some("0x00000001"));
+        t.flush(&mut |r| out.push(r));
+        assert_eq!(out[0].app.tls_sni.as_deref(), Some("two.example"));
+    }
+
+    #[test]
+    fn quic_gives_up_after_a_few_initials() {
+        let ch = client_hello("never.example");
+        let dcid = [7u8; 8];
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut out = Vec::new();
+        // The first part again and again: the ClientHello never completes.
+        for i in 0..QUIC_INITIALS {
+            assert!(state_or_none(&t).is_none_or(|s| s.quic.initials == i));
+            let pkt = initial(&dcid, u32::from(i), 0, &ch[..1000]);
+            feed(&mut t, 1 + u64::from(i), &udp(true, &pkt), &mut out);
+        }
+        let st = state(&t);
+        assert!(!st.quic.buffering());
+        assert_eq!(st.quic.initials, QUIC_DONE);
+        assert_eq!(st.app.tls_sni, None);
+        // Plain UDP never allocates.
+        let mut t = FlowTable::new(FlowConfig::default());
+        feed(&mut t, 1, &udp(true, &[0xc0; 1200]), &mut out);
+        feed(&mut t, 2, &udp(true, b"hello"), &mut out);
+        assert!(!state(&t).quic.buffering());
+        assert_eq!(state(&t).quic.initials, 0);
+    }
+
+    fn state_or_none(t: &FlowTable) -> Option<&FlowState> {
+        t.map.values().next().map(|&s| &t.slots[s as usize])
     }
 }

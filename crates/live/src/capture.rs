@@ -242,7 +242,7 @@ impl LiveCapture {
         // Validate the ring before touching the system.
         let page = page_size();
         let bs = cfg.block_size as usize;
-        if bs == 0 || bs % page != 0 {
+        if bs == 0 || !bs.is_multiple_of(page) {
             return Err(LiveError::InvalidConfig {
                 setting: "block_size",
                 reason: format!("{bs} is not a positive multiple of the page size ({page})"),
