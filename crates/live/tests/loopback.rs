@@ -369,10 +369,24 @@ fn sll2_filter_on_any_runs_in_the_kernel() {
         BpfInsn::new(0x06, 0, 0, 262_144),         // 14: ret #262144
         BpfInsn::new(0x06, 0, 0, 0),               // 15: ret #0
     ];
+    kernel_filtered_on_any(prog, CookedHeader::Sll2, port);
+}
+
+/// Runs `prog` (which passes host-bound IPv4 UDP to `port`) on `any` with
+/// the `header` it was written for, and checks that exactly the 20 tagged
+/// packets to `port` pass, once each, and that the kernel ran the filter.
+fn kernel_filtered_on_any(prog: Vec<live::BpfInsn>, header: CookedHeader, port: u16) {
+    let hdr = header.header_len();
+    // Where each header keeps the packet type.
+    let pkttype_at = match header {
+        CookedHeader::Sll2 => 10,
+        CookedHeader::Sll => 1,
+    };
     let mut cfg = LiveConfig::new("any");
     cfg.block_timeout_ms = 20;
     cfg.snaplen = 100;
     cfg.filter = Some(prog);
+    cfg.cooked_header = header;
     let Some(mut cap) = open_or_skip(&cfg) else {
         return;
     };
@@ -380,17 +394,17 @@ fn sll2_filter_on_any_runs_in_the_kernel() {
     send_pairs(tag, port);
     let mut frames = Vec::new();
     collect_until(&mut cap, &mut frames, Duration::from_secs(5), |fr| {
-        matches(fr, 20, tag, port).len() >= 20
+        matches(fr, hdr, tag, port).len() >= 20
     });
     collect_until(&mut cap, &mut frames, Duration::from_millis(100), |_| false);
-    let m = matches(&frames, 20, tag, port);
+    let m = matches(&frames, hdr, tag, port);
     assert_eq!(m.len(), 20);
     assert!(m.values().all(|v| v.len() == 1));
     for f in &frames {
-        let u = udp4(&f.data, 20).expect("only UDP passes");
+        let u = udp4(&f.data, hdr).expect("only UDP passes");
         assert_eq!(u.dport, port, "only the filtered port passes");
-        assert_eq!(f.data[10], 0, "only PACKET_HOST copies pass");
-        assert_eq!((f.caplen, f.wire_len), (100, 20 + 20 + 8 + 300));
+        assert_eq!(f.data[pkttype_at], 0, "only PACKET_HOST copies pass");
+        assert_eq!((f.caplen, f.wire_len), (100, hdr as u32 + 20 + 8 + 300));
     }
     // tp_packets counts what passed the filter: it ran in the kernel.
     assert_eq!(cap.stats().received, 20);
@@ -415,31 +429,7 @@ fn cooked_v1_filter_on_any_runs_in_the_kernel() {
         BpfInsn::new(0x06, 0, 0, 262_144),         // 8: ret #262144
         BpfInsn::new(0x06, 0, 0, 0),               // 9: ret #0
     ];
-    let mut cfg = LiveConfig::new("any");
-    cfg.block_timeout_ms = 20;
-    cfg.snaplen = 100;
-    cfg.filter = Some(prog);
-    cfg.cooked_header = CookedHeader::Sll;
-    let Some(mut cap) = open_or_skip(&cfg) else {
-        return;
-    };
-    let tag = tag();
-    send_pairs(tag, port);
-    let mut frames = Vec::new();
-    collect_until(&mut cap, &mut frames, Duration::from_secs(5), |fr| {
-        matches(fr, 16, tag, port).len() >= 20
-    });
-    collect_until(&mut cap, &mut frames, Duration::from_millis(100), |_| false);
-    let m = matches(&frames, 16, tag, port);
-    assert_eq!(m.len(), 20);
-    assert!(m.values().all(|v| v.len() == 1));
-    for f in &frames {
-        let u = udp4(&f.data, 16).expect("only UDP passes");
-        assert_eq!(u.dport, port, "only the filtered port passes");
-        assert_eq!(f.data[1], 0, "only PACKET_HOST copies pass");
-        assert_eq!((f.caplen, f.wire_len), (100, 16 + 20 + 8 + 300));
-    }
-    assert_eq!(cap.stats().received, 20);
+    kernel_filtered_on_any(prog, CookedHeader::Sll, port);
 }
 
 #[test]
