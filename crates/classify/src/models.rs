@@ -199,45 +199,7 @@ impl Classifier for RandomForest {
             let target = Target::Class { y, w, k };
             grow(&data, &target, &mut idx, &tp, &mut r)
         };
-        let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
-        let threads = match self.params.threads {
-            0 => cores,
-            t => t,
-        }
-        .min(forks.len());
-        let trees: Vec<_> = if threads <= 1 {
-            forks.into_iter().map(grow_one).collect()
-        } else {
-            let mut slots: Vec<Option<crate::tree::Tree>> = vec![None; forks.len()];
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let mine: Vec<(usize, Rng)> = forks
-                            .iter()
-                            .cloned()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .collect();
-                        let grow_one = &grow_one;
-                        sc.spawn(move || {
-                            mine.into_iter()
-                                .map(|(i, r)| (i, grow_one(r)))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                for h in handles {
-                    for (i, t) in h.join().expect("tree thread") {
-                        slots[i] = Some(t);
-                    }
-                }
-            });
-            slots
-                .into_iter()
-                .map(|t| t.expect("every tree grown"))
-                .collect()
-        };
+        let trees = par_map(forks, self.params.threads, grow_one);
         self.trees = TreeEnsemble::from_trees(&trees);
         Ok(())
     }
@@ -468,6 +430,48 @@ impl Classifier for GradientBoosting {
     }
 }
 
+/// `items.map(f)` in order, on `threads` threads (0: one per core), item
+/// `i` on thread `i % threads`: results never depend on the thread count.
+fn par_map<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let threads = match threads {
+        0 => cores,
+        t => t,
+    }
+    .min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let n = items.len();
+    let mut per_thread: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        per_thread[i % threads].push((i, item));
+    }
+    let mut slots: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|sc| {
+        let f = &f;
+        let handles: Vec<_> = per_thread
+            .into_iter()
+            .map(|mine| {
+                sc.spawn(move || {
+                    mine.into_iter()
+                        .map(|(i, item)| (i, f(item)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().expect("worker thread") {
+                slots[i] = Some(r);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|r| r.expect("every item mapped"))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -488,6 +492,9 @@ pub struct MlpParams {
 fn one() -> usize {
     1
 }
+
+/// Mixed into the seed for the generators of members after the first.
+const MEMBER_SEEDS: u64 = 0x6d65_6d62_6572_7321;
 
 impl Default for MlpParams {
     fn default() -> Self {
@@ -726,13 +733,17 @@ impl Classifier for Mlp {
         let xs: Vec<Vec<f32>> = x.iter().map(|r| self.standardize(r)).collect();
         let ones = vec![1f32; n];
         let w = weights.unwrap_or(&ones);
-        // One generator for all members, so member 0 is the single net a
-        // one-member model trains.
-        let mut rng = Rng::new(p.seed);
-        self.layers = train_net(&p, &mut rng, &xs, y, k, w);
-        self.more_members = (1..p.members.max(1))
-            .map(|_| train_net(&p, &mut rng, &xs, y, k, w))
+        // Member 0 draws from the seed itself, so it is the net a one-member
+        // model trains; the others from generators forked off a second one.
+        // Each member has its own generator: they train on parallel threads
+        // and the result does not depend on how many.
+        let mut forks = Rng::new(p.seed ^ MEMBER_SEEDS);
+        let rngs: Vec<Rng> = std::iter::once(Rng::new(p.seed))
+            .chain((1..p.members.max(1)).map(|_| forks.fork()))
             .collect();
+        let mut nets = par_map(rngs, 0, |mut r| train_net(&p, &mut r, &xs, y, k, w)).into_iter();
+        self.layers = nets.next().expect("one member at least");
+        self.more_members = nets.collect();
         Ok(())
     }
 
