@@ -997,6 +997,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn par_map_keeps_order_for_any_thread_count() {
+        let want: Vec<u64> = (0..23u64).map(|i| i * i + 1).collect();
+        for threads in [0, 1, 2, 3, 7, 40] {
+            let got = par_map((0..23u64).collect(), threads, |i| i * i + 1);
+            assert_eq!(got, want, "{threads} threads");
+        }
+        assert!(par_map(Vec::<u8>::new(), 4, |i| i).is_empty());
+    }
+
+    #[test]
     fn dot_matches_a_plain_sum_at_every_tail_length() {
         for n in 0..40 {
             let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
