@@ -347,7 +347,7 @@ fn next(rng: &mut u64) -> u64 {
 
 fn random_expr(rng: &mut u64, depth: u32) -> String {
     let r = next(rng);
-    if depth == 0 || r % 5 == 0 {
+    if depth == 0 || r.is_multiple_of(5) {
         return ATOMS[(next(rng) % ATOMS.len() as u64) as usize].to_string();
     }
     let a = random_expr(rng, depth - 1);

@@ -50,7 +50,7 @@ impl SlidingHurst {
         }
         self.buf.push_back(v);
         self.pushed += 1;
-        if self.buf.len() < self.window || (self.pushed - self.window) % self.every != 0 {
+        if self.buf.len() < self.window || !(self.pushed - self.window).is_multiple_of(self.every) {
             return None;
         }
         let (a, b) = self.buf.as_slices();

@@ -104,7 +104,7 @@ fn parse_pcapng(b: &[u8]) -> Option<Capture> {
             break;
         };
         let blen = blen as usize;
-        if blen < 12 || blen % 4 != 0 || off + blen > b.len() {
+        if blen < 12 || !blen.is_multiple_of(4) || off + blen > b.len() {
             cap.truncated = true;
             break;
         }

@@ -133,7 +133,7 @@ pub fn dfa(x: &[f64], cfg: &DfaConfig) -> Result<Estimate, SelfSimError> {
                 total += box_rss(b, q, &pu, c);
                 boxes += 1;
             }
-            if n % s != 0 {
+            if !n.is_multiple_of(s) {
                 for b in profile[n % s..].chunks_exact(s) {
                     total += box_rss(b, q, &pu, c);
                     boxes += 1;
