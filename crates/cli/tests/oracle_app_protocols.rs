@@ -42,17 +42,8 @@ use common::*;
 type Key = (String, String, u16, String, u16);
 
 fn key(proto: &str, a: &str, pa: u16, b: &str, pb: u16) -> Key {
-    let na = a
-        .parse::<std::net::IpAddr>()
-        .map_or(a.to_string(), |i| i.to_string());
-    let nb = b
-        .parse::<std::net::IpAddr>()
-        .map_or(b.to_string(), |i| i.to_string());
-    if (&na, pa) <= (&nb, pb) {
-        (proto.into(), na, pa, nb, pb)
-    } else {
-        (proto.into(), nb, pb, na, pa)
-    }
+    let ((na, pa), (nb, pb)) = ordered_endpoints(a, pa, b, pb);
+    (proto.into(), na, pa, nb, pb)
 }
 
 /// Our protocol name for a tshark protocol layer.
@@ -223,20 +214,9 @@ fn ndpi_flows(out: &Path, app: &str) -> Vec<Key> {
     v
 }
 
+/// The nDPI test captures, if the data is here.
 fn data() -> Option<PathBuf> {
-    let d = match std::env::var_os("TRAFFICSCOPE_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => repo_dir().join("../shared/data"),
-    };
-    let d = d.join("pcap-apps/ndpi");
-    d.is_dir().then_some(d)
-}
-
-fn have_tshark() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Some(data_if_present()?.join("pcap-apps/ndpi")).filter(|d| d.is_dir())
 }
 
 #[derive(Default, Debug)]
@@ -254,7 +234,7 @@ fn flow_protocols_agree_with_tshark_and_ndpi() {
         eprintln!("skipped: nDPI captures not found (set TRAFFICSCOPE_DATA)");
         return;
     };
-    if !have_tshark() {
+    if !have_tool("tshark") {
         eprintln!("skipped: tshark not installed (scripts/test installs it)");
         return;
     }
@@ -527,7 +507,7 @@ fn flow_app_fields_agree_with_tshark() {
         eprintln!("skipped: nDPI captures not found (set TRAFFICSCOPE_DATA)");
         return;
     };
-    if !have_tshark() {
+    if !have_tool("tshark") {
         eprintln!("skipped: tshark not installed (scripts/test installs it)");
         return;
     }
@@ -588,7 +568,7 @@ fn google_quic_sni_agrees_with_tshark() {
         eprintln!("skipped: nDPI captures not found (set TRAFFICSCOPE_DATA)");
         return;
     };
-    if !have_tshark() {
+    if !have_tool("tshark") {
         eprintln!("skipped: tshark not installed (scripts/test installs it)");
         return;
     }

@@ -46,31 +46,8 @@ type Key = (String, u16, String, u16);
 type Ours = (Option<String>, Option<String>, Option<String>);
 
 fn key(a: &str, pa: u16, b: &str, pb: u16) -> Key {
-    let norm = |s: &str| {
-        s.parse::<std::net::IpAddr>()
-            .map_or(s.to_string(), |i| i.to_string())
-    };
-    let (na, nb) = (norm(a), norm(b));
-    if (&na, pa) <= (&nb, pb) {
-        (na, pa, nb, pb)
-    } else {
-        (nb, pb, na, pa)
-    }
-}
-
-fn data() -> Option<PathBuf> {
-    let d = match std::env::var_os("TRAFFICSCOPE_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => repo_dir().join("../shared/data"),
-    };
-    d.is_dir().then_some(d)
-}
-
-fn have_tshark() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    let ((na, pa), (nb, pb)) = ordered_endpoints(a, pa, b, pb);
+    (na, pa, nb, pb)
 }
 
 /// Whether the file's bytes hold what could start a QUIC Initial: a long
@@ -275,11 +252,11 @@ fn work_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn quic_initial_names_agree_with_tshark() {
-    let Some(dir) = data() else {
+    let Some(dir) = data_if_present() else {
         eprintln!("skipped: test captures not found (set TRAFFICSCOPE_DATA)");
         return;
     };
-    if !have_tshark() {
+    if !have_tool("tshark") {
         eprintln!("skipped: tshark not installed (scripts/test installs it)");
         return;
     }
@@ -429,7 +406,7 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 
 #[test]
 fn split_client_hellos_agree_with_tshark() {
-    if !have_tshark() {
+    if !have_tool("tshark") {
         eprintln!("skipped: tshark not installed (scripts/test installs it)");
         return;
     }

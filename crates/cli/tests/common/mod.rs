@@ -20,6 +20,39 @@ pub fn data_dir() -> PathBuf {
     d.canonicalize().unwrap()
 }
 
+/// The test data directory if it exists (TRAFFICSCOPE_DATA, else
+/// `../shared/data` beside the repository), for tests that skip without it.
+pub fn data_if_present() -> Option<PathBuf> {
+    let d = match std::env::var_os("TRAFFICSCOPE_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => repo_dir().join("../shared/data"),
+    };
+    d.is_dir().then_some(d)
+}
+
+/// Whether `tool --version` runs.
+pub fn have_tool(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The two endpoints of a flow in a fixed order (addresses normalised, so
+/// that tools writing IPv6 differently agree), whichever side sent first.
+pub fn ordered_endpoints(a: &str, pa: u16, b: &str, pb: u16) -> ((String, u16), (String, u16)) {
+    let norm = |s: &str| {
+        s.parse::<std::net::IpAddr>()
+            .map_or(s.to_string(), |i| i.to_string())
+    };
+    let (ea, eb) = ((norm(a), pa), (norm(b), pb));
+    if ea <= eb {
+        (ea, eb)
+    } else {
+        (eb, ea)
+    }
+}
+
 pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -92,13 +125,8 @@ pub fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
 
 /// Makes sure tshark is installed; the oracle tests must not pass without it.
 pub fn require_tool(tool: &str, package: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
     assert!(
-        ok,
+        have_tool(tool),
         "{tool} is needed as a test oracle: run `scripts/test` (installs it) or `apt-get install -y {package}`"
     );
 }
