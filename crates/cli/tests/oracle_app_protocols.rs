@@ -141,18 +141,9 @@ fn tshark_flows(cap: &Path) -> Tshark {
 /// Our flows: five-tuple → the protocol names (and the service, as a
 /// "service:NAME" entry).
 fn our_flows(cap: &Path) -> HashMap<Key, HashSet<String>> {
-    let res = run(&[
-        "flows",
-        "-r",
-        cap.to_str().unwrap(),
-        "--idle-timeout",
-        "100000000s",
-        "--active-timeout",
-        "100000000s",
-    ]);
-    assert!(res.status.success(), "{}: flows failed", cap.display());
+    let flows = flows_without_timeouts(cap, "csv");
     let mut m: HashMap<Key, HashSet<String>> = HashMap::new();
-    for r in csv_rows(&String::from_utf8_lossy(&res.stdout)) {
+    for r in csv_rows(&flows) {
         let proto = r["proto"].to_ascii_lowercase();
         if proto != "tcp" && proto != "udp" {
             continue;
@@ -457,18 +448,9 @@ fn tshark_app_fields(cap: &Path) -> HashMap<Key, [Option<String>; 3]> {
 
 /// Our first tls_cert_name, http_path, http_content_type per five-tuple.
 fn our_app_fields(cap: &Path) -> HashMap<Key, [Option<String>; 3]> {
-    let res = run(&[
-        "flows",
-        "-r",
-        cap.to_str().unwrap(),
-        "--idle-timeout",
-        "100000000s",
-        "--active-timeout",
-        "100000000s",
-    ]);
-    assert!(res.status.success(), "{}: flows failed", cap.display());
+    let flows = flows_without_timeouts(cap, "csv");
     let mut m: HashMap<Key, [Option<String>; 3]> = HashMap::new();
-    for r in csv_rows(&String::from_utf8_lossy(&res.stdout)) {
+    for r in csv_rows(&flows) {
         if !r["proto"].eq_ignore_ascii_case("tcp") {
             continue;
         }

@@ -95,19 +95,10 @@ fn flows_agree_with_ndpi_expected_outputs() {
         let cap = out.with_extension("");
         let text = std::fs::read_to_string(out).unwrap();
         let expected = ndpi_flows(&text);
-        let res = run(&[
-            "flows",
-            "-r",
-            cap.to_str().unwrap(),
-            "--idle-timeout",
-            "100000000s",
-            "--active-timeout",
-            "100000000s",
-        ]);
-        assert!(res.status.success(), "{}", cap.display());
+        let ours_csv = flows_without_timeouts(&cap, "csv");
         let mut ours: HashMap<Key, [(u64, u64); 2]> = HashMap::new();
         let mut fragmented = std::collections::HashSet::new();
-        for r in csv_rows(&String::from_utf8_lossy(&res.stdout)) {
+        for r in csv_rows(&ours_csv) {
             let proto = r["proto"].to_ascii_lowercase();
             if proto != "tcp" && proto != "udp" {
                 continue;

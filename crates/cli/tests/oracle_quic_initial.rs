@@ -124,20 +124,9 @@ fn tshark_names(cap: &Path, filter: &str) -> TsharkNames {
 
 /// Our names per UDP flow: (SNI, ALPN, QUIC version).
 fn our_names(cap: &Path) -> HashMap<Key, Ours> {
-    let res = run(&[
-        "flows",
-        "-r",
-        cap.to_str().unwrap(),
-        "--format",
-        "jsonl",
-        "--idle-timeout",
-        "100000000s",
-        "--active-timeout",
-        "100000000s",
-    ]);
-    assert!(res.status.success(), "{}: flows failed", cap.display());
+    let flows = flows_without_timeouts(cap, "jsonl");
     let mut m: HashMap<Key, Ours> = HashMap::new();
-    for line in String::from_utf8_lossy(&res.stdout).lines() {
+    for line in flows.lines() {
         let r: serde_json::Value = serde_json::from_str(line).expect("jsonl record");
         if r["protocol"] != 17 {
             continue;

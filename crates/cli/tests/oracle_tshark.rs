@@ -279,20 +279,11 @@ fn check_capture(cap: &Path, work: &Path, outcome: &mut Outcome) {
     }
 
     // Flows (difference 4: no timeouts, summed per five-tuple).
-    let fl = run(&[
-        "flows",
-        "-r",
-        cap.to_str().unwrap(),
-        "--idle-timeout",
-        "100000000s",
-        "--active-timeout",
-        "100000000s",
-    ]);
-    assert!(fl.status.success(), "{name}: flows failed");
+    let flows = flows_without_timeouts(cap, "csv");
     let mut flows_ours: HashMap<Key, [Dir; 2]> = HashMap::new();
     let mut hints_ours: HashMap<Key, [String; 3]> = HashMap::new();
     let mut with_fragments = std::collections::HashSet::new();
-    for r in csv_rows(&String::from_utf8_lossy(&fl.stdout)) {
+    for r in csv_rows(&flows) {
         let proto = r["proto"].to_ascii_lowercase();
         if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
             continue;

@@ -71,6 +71,31 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run trafficscope")
 }
 
+/// `trafficscope flows -r CAP` with timeouts too long to end a flow, so
+/// each five-tuple of the capture is one flow (as peer tools count them),
+/// in the given output format (`csv` or `jsonl`); panics naming the file
+/// if it fails.
+pub fn flows_without_timeouts(cap: &Path, format: &str) -> String {
+    let res = run(&[
+        "flows",
+        "-r",
+        cap.to_str().unwrap(),
+        "--format",
+        format,
+        "--idle-timeout",
+        "100000000s",
+        "--active-timeout",
+        "100000000s",
+    ]);
+    assert!(
+        res.status.success(),
+        "{}: flows failed: {}",
+        cap.display(),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    String::from_utf8(res.stdout).expect("UTF-8 output")
+}
+
 /// All files under `dir` (recursively) whose name ends with one of `exts`.
 pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
