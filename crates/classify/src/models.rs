@@ -554,11 +554,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// Activations of every layer of one network (input first).
-fn forward(layers: &[Layer], x: Vec<f32>) -> Vec<Vec<f32>> {
-    let mut acts = vec![x];
+/// Activations of every layer of one network for input `x` (the output
+/// probabilities last).
+fn forward(layers: &[Layer], x: &[f32]) -> Vec<Vec<f32>> {
+    let mut acts: Vec<Vec<f32>> = Vec::with_capacity(layers.len());
     for (li, l) in layers.iter().enumerate() {
-        let a = acts.last().unwrap();
+        let a = acts.last().map_or(x, Vec::as_slice);
         let mut o = l.b.clone();
         for (j, oj) in o.iter_mut().enumerate() {
             *oj += dot(&l.w[j * l.n_in..(j + 1) * l.n_in], a);
@@ -618,7 +619,7 @@ fn train_net(
             let mut gw: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
             let mut gb: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
             for &i in chunk {
-                let acts = forward(&layers, xs[i].clone());
+                let acts = forward(&layers, &xs[i]);
                 let scale = w[i] / wmean / chunk.len() as f32;
                 // Output delta: p - onehot.
                 let mut delta: Vec<f32> = acts.last().unwrap().clone();
@@ -626,7 +627,8 @@ fn train_net(
                 delta.iter_mut().for_each(|v| *v *= scale);
                 for li in (0..layers.len()).rev() {
                     let l = &layers[li];
-                    let a = &acts[li];
+                    // This layer's input.
+                    let a = if li == 0 { &xs[i] } else { &acts[li - 1] };
                     for (j, &dj) in delta.iter().enumerate().take(l.n_out) {
                         if dj == 0.0 {
                             continue;
@@ -749,9 +751,9 @@ impl Classifier for Mlp {
 
     fn predict_proba(&self, x: &[f32]) -> Vec<f32> {
         let x = self.standardize(x);
-        let mut out = forward(&self.layers, x.clone()).pop().unwrap();
+        let mut out = forward(&self.layers, &x).pop().unwrap();
         for net in &self.more_members {
-            let q = forward(net, x.clone()).pop().unwrap();
+            let q = forward(net, &x).pop().unwrap();
             out.iter_mut().zip(q).for_each(|(o, q)| *o += q);
         }
         let n = 1 + self.more_members.len();
@@ -988,7 +990,7 @@ pub(crate) mod tests {
         let p = avg.predict_proba(&x[0]);
         let z = avg.standardize(&x[0]);
         let nets = std::iter::once(&avg.layers).chain(&avg.more_members);
-        let each: Vec<Vec<f32>> = nets.map(|n| forward(n, z.clone()).pop().unwrap()).collect();
+        let each: Vec<Vec<f32>> = nets.map(|n| forward(n, &z).pop().unwrap()).collect();
         for c in 0..4 {
             let lo = each.iter().map(|q| q[c]).fold(f32::INFINITY, f32::min);
             let hi = each.iter().map(|q| q[c]).fold(f32::NEG_INFINITY, f32::max);
