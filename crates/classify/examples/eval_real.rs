@@ -2,7 +2,7 @@
 //!
 //! cargo run -p classify --release --example eval_real -- \
 //!     [--data DIR] [--labels CSV] [--folds K] [--seeds N] [--export CSV] [--no-bench]
-//!     [--train-prefix] [--group-weight]
+//!     [--train-prefix] [--group-weight] [--by-file] [--show FILE|'*']
 //!
 //! Builds the dataset (whole flows plus 8-packet prefixes for early
 //! classification) from every capture under DIR with labels.csv, runs
@@ -12,7 +12,9 @@
 //! streams the held-out captures through a forest trained on whole flows
 //! and prefixes (`StreamingClassifier`) and reports per-packet accuracy
 //! with 5 s windows. `--export` writes the features and
-//! fold assignments for scripts/classify_baseline.py.
+//! fold assignments for scripts/classify_baseline.py. `--by-file` counts
+//! each model's misses per capture file; `--show` prints every missed flow
+//! of one capture (`'*'`: of all), with its evidence and tokens.
 
 use std::io::Write;
 use std::time::Instant;
@@ -230,7 +232,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .and_then(|i| args.get(i + 1))
                 {
                     for (j, &i) in test.iter().enumerate() {
-                        if &ds.groups[i] == show && pred[j] != yte[j] {
+                        if (show == "*" || &ds.groups[i] == show) && pred[j] != yte[j] {
                             println!(
                                 "{} {}: truth {} predicted {} ev {:?} tokens {:?}",
                                 kind.name(),
