@@ -453,17 +453,21 @@ fn inference_rate(ds: &Dataset) -> Result<(), Box<dyn std::error::Error>> {
         y.push(ds.y[i]);
     }
     let w = class_weights(&y, k);
-    let mut m = Model::new(ModelKind::Forest, 0);
-    let t = Instant::now();
-    m.fit(&x, &y, k, Some(&w))?;
-    let fit = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let p = m.predict_batch(&x);
-    let rate = x.len() as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "random-forest on {n} resampled rows: train {fit:.2} s, {rate:.0} flow predictions/s (1 thread, checksum {})",
-        p.iter().sum::<usize>()
-    );
+    let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+    for kind in ModelKind::ALL {
+        let mut m = Model::new(kind, 0);
+        let t = Instant::now();
+        m.fit(&x, &y, k, Some(&w))?;
+        let fit = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let p = m.predict_batch(&x);
+        let rate = x.len() as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "{:<14} on {n} resampled rows: train {fit:.2} s wall on {cores} cores, {rate:.0} flow predictions/s (1 thread, checksum {})",
+            kind.name(),
+            p.iter().sum::<usize>()
+        );
+    }
     Ok(())
 }
 

@@ -252,6 +252,11 @@ pub struct GbtParams {
     /// Fraction of features per split.
     pub colsample: f32,
     pub seed: u64,
+    /// Threads growing a round's trees (one per class), 0 = one per
+    /// available core; the model is the same for any number (not stored in
+    /// model files).
+    #[serde(skip)]
+    pub threads: usize,
 }
 
 impl Default for GbtParams {
@@ -265,6 +270,7 @@ impl Default for GbtParams {
             subsample: 0.8,
             colsample: 0.3,
             seed: 42,
+            threads: 0,
         }
     }
 }
@@ -357,8 +363,6 @@ impl Classifier for GradientBoosting {
             min_leaf: p.min_leaf.max(1),
             mtry,
         };
-        let mut g = vec![0f32; n];
-        let mut h = vec![0f32; n];
         let mut prob = vec![0f32; n * k];
         for _ in 0..p.rounds {
             for i in 0..n {
@@ -372,22 +376,34 @@ impl Classifier for GradientBoosting {
             if idx.is_empty() {
                 idx = (0..n as u32).collect();
             }
-            for c in 0..k {
-                for i in 0..n {
-                    let pi = prob[i * k + c];
-                    let yi = (y[i] == c) as u8 as f32;
-                    g[i] = w[i] * (pi - yi);
-                    h[i] = w[i] * (pi * (1.0 - pi)).max(1e-6);
-                }
+            // A round's class trees depend only on the probabilities before
+            // it: they grow on parallel threads, each with its own
+            // generator drawn in order, so the model does not depend on the
+            // thread count.
+            let forks: Vec<(usize, Rng)> = (0..k).map(|c| (c, rng.fork())).collect();
+            let grow_class = |(c, mut r): (usize, Rng)| {
+                let (g, h): (Vec<f32>, Vec<f32>) = (0..n)
+                    .map(|i| {
+                        let pi = prob[i * k + c];
+                        let yi = (y[i] == c) as u8 as f32;
+                        (w[i] * (pi - yi), w[i] * (pi * (1.0 - pi)).max(1e-6))
+                    })
+                    .unzip();
                 let target = Target::Grad {
                     g: &g,
                     h: &h,
                     lambda: p.lambda,
                 };
-                let mut ids = idx.clone();
-                let t = grow(&data, &target, &mut ids, &tp, &mut rng);
-                for (i, row) in x.iter().enumerate() {
-                    f[i * k + c] += p.learning_rate * t.leaf(row)[0];
+                let t = grow(&data, &target, &mut idx.clone(), &tp, &mut r);
+                let step = t.first_values_binned(&data);
+                (t, step)
+            };
+            for (c, (t, step)) in par_map(forks, p.threads, grow_class)
+                .into_iter()
+                .enumerate()
+            {
+                for (i, v) in step.into_iter().enumerate() {
+                    f[i * k + c] += p.learning_rate * v;
                 }
                 trees.push(t);
             }
@@ -494,6 +510,12 @@ pub struct MlpParams {
     /// the MLP has it. Files written before it load without it.
     #[serde(default)]
     pub log_inputs: bool,
+    /// Most optimiser steps (mini-batches) per network, 0 = no limit.
+    /// `epochs` is the unit for small sets; on a large one a single epoch
+    /// is already thousands of steps, and 60 of them would take minutes
+    /// without fitting better. Files written before it load without it.
+    #[serde(default)]
+    pub max_steps: usize,
 }
 
 fn one() -> usize {
@@ -514,6 +536,7 @@ impl Default for MlpParams {
             seed: 42,
             members: 5,
             log_inputs: true,
+            max_steps: 15_000,
         }
     }
 }
@@ -544,8 +567,27 @@ pub struct Mlp {
 
 /// Dot product in eight independent lanes: a single running sum is one
 /// long dependency chain the compiler may not reorder, eight lanes let it
-/// use vector registers.
+/// use vector registers. Where the CPU has AVX the same code runs on
+/// 8-wide registers instead of two 4-wide ones; the lanes and the order of
+/// every addition are the same, and multiplies are not fused with adds, so
+/// the result is bit for bit the same on any x86-64.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX, checked just above.
+        return unsafe { dot_avx(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -582,8 +624,39 @@ fn forward(layers: &[Layer], x: &[f32]) -> Vec<Vec<f32>> {
     acts
 }
 
-/// Trains one network on standardised rows `xs`.
+/// Trains one network on standardised rows `xs`; on 8-wide registers
+/// where the CPU has AVX, to the same bits (see [`dot`]).
 fn train_net(
+    p: &MlpParams,
+    rng: &mut Rng,
+    xs: &[Vec<f32>],
+    y: &[usize],
+    k: usize,
+    w: &[f32],
+) -> Vec<Layer> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX, checked just above.
+        return unsafe { train_net_avx(p, rng, xs, y, k, w) };
+    }
+    train_net_lanes(p, rng, xs, y, k, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn train_net_avx(
+    p: &MlpParams,
+    rng: &mut Rng,
+    xs: &[Vec<f32>],
+    y: &[usize],
+    k: usize,
+    w: &[f32],
+) -> Vec<Layer> {
+    train_net_lanes(p, rng, xs, y, k, w)
+}
+
+#[inline(always)]
+fn train_net_lanes(
     p: &MlpParams,
     rng: &mut Rng,
     xs: &[Vec<f32>],
@@ -621,11 +694,24 @@ fn train_net(
     let mut step = 0i32;
     let mut order: Vec<usize> = (0..n).collect();
     let batch = p.batch.max(1);
+    // Gradient sums of a mini-batch, zeroed before each.
+    let mut gw: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
+    let mut gb: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
+    let max_steps = if p.max_steps == 0 {
+        i32::MAX
+    } else {
+        p.max_steps.min(i32::MAX as usize) as i32
+    };
     for _ in 0..p.epochs {
+        if step >= max_steps {
+            break;
+        }
         rng.shuffle(&mut order);
         for chunk in order.chunks(batch) {
-            let mut gw: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
-            let mut gb: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.b.len()]).collect();
+            if step >= max_steps {
+                break;
+            }
+            gw.iter_mut().chain(gb.iter_mut()).for_each(|g| g.fill(0.0));
             for &i in chunk {
                 let acts = forward(&layers, &xs[i]);
                 let scale = w[i] / wmean / chunk.len() as f32;
@@ -669,19 +755,19 @@ fn train_net(
             }
             step += 1;
             let lr = p.learning_rate * (1.0 - b2.powi(step)).sqrt() / (1.0 - b1.powi(step));
+            // Zipped slices rather than indices: no bounds checks, so the
+            // update (a square root and a division per weight) vectorises.
+            let adam = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], decay: f32| {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g + decay * *w;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *w -= lr * *m / (v.sqrt() + eps);
+                }
+            };
             for (li, l) in layers.iter_mut().enumerate() {
-                for q in 0..l.w.len() {
-                    let g = gw[li][q] + p.weight_decay * l.w[q];
-                    mw[li][q] = b1 * mw[li][q] + (1.0 - b1) * g;
-                    vw[li][q] = b2 * vw[li][q] + (1.0 - b2) * g * g;
-                    l.w[q] -= lr * mw[li][q] / (vw[li][q].sqrt() + eps);
-                }
-                for q in 0..l.b.len() {
-                    let g = gb[li][q];
-                    mb[li][q] = b1 * mb[li][q] + (1.0 - b1) * g;
-                    vb[li][q] = b2 * vb[li][q] + (1.0 - b2) * g * g;
-                    l.b[q] -= lr * mb[li][q] / (vb[li][q].sqrt() + eps);
-                }
+                adam(&mut l.w, &gw[li], &mut mw[li], &mut vw[li], p.weight_decay);
+                adam(&mut l.b, &gb[li], &mut mb[li], &mut vb[li], 0.0);
             }
         }
     }
@@ -952,6 +1038,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn gbt_does_not_depend_on_the_number_of_threads() {
+        let (x, y) = blobs(400, 4);
+        let fit = |threads| {
+            let mut g = GradientBoosting::new(GbtParams {
+                rounds: 6,
+                threads,
+                ..Default::default()
+            });
+            g.fit(&x, &y, 4, None).unwrap();
+            g
+        };
+        let one = fit(1);
+        assert_eq!(one.ensemble().n_trees(), 24);
+        for t in [2, 3, 0] {
+            let g = fit(t);
+            assert!(
+                g.ensemble() == one.ensemble() && g.base() == one.base(),
+                "{t} threads"
+            );
+        }
+    }
+
+    #[test]
     fn gbt_is_multiclass_on_xor_like_data() {
         // Class depends on an interaction: needs depth > 1 and > 2 classes.
         let mut r = Rng::new(3);
@@ -1060,6 +1169,53 @@ pub(crate) mod tests {
             assert_eq!(got, want, "{threads} threads");
         }
         assert!(par_map(Vec::<u8>::new(), 4, |i| i).is_empty());
+    }
+
+    /// The AVX build of the dot product gives the very bits of the
+    /// portable one (model files must not depend on the CPU).
+    #[test]
+    fn dot_is_the_same_with_and_without_avx() {
+        let mut r = Rng::new(11);
+        for n in [0, 1, 7, 8, 9, 63, 424, 1000] {
+            let a: Vec<f32> = (0..n).map(|_| (r.normal() * 1e3) as f32).collect();
+            let b: Vec<f32> = (0..n).map(|_| r.normal() as f32).collect();
+            assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "n {n}");
+        }
+    }
+
+    /// Training on 8-wide registers gives the very network the portable
+    /// build trains.
+    #[test]
+    fn mlp_training_is_the_same_with_and_without_avx() {
+        let (x, y) = blobs(200, 8);
+        let p = MlpParams {
+            epochs: 3,
+            members: 1,
+            ..Default::default()
+        };
+        let w = vec![1f32; x.len()];
+        let a = train_net(&p, &mut Rng::new(3), &x, &y, 4, &w);
+        let b = train_net_lanes(&p, &mut Rng::new(3), &x, &y, 4, &w);
+        assert!(a == b);
+    }
+
+    /// The step budget stops training mid-epoch: 10 steps of 32 rows of
+    /// 200 are fewer than 3 epochs, and give another network than 3 epochs.
+    #[test]
+    fn mlp_step_budget_ends_training() {
+        let (x, y) = blobs(200, 8);
+        let w = vec![1f32; x.len()];
+        let p = |max_steps| MlpParams {
+            epochs: 3,
+            members: 1,
+            max_steps,
+            ..Default::default()
+        };
+        let full = train_net(&p(0), &mut Rng::new(3), &x, &y, 4, &w);
+        let same = train_net(&p(21), &mut Rng::new(3), &x, &y, 4, &w);
+        let cut = train_net(&p(10), &mut Rng::new(3), &x, &y, 4, &w);
+        assert!(full == same, "3 epochs of 7 batches are 21 steps");
+        assert!(full != cut);
     }
 
     #[test]
