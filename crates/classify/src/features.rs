@@ -229,11 +229,13 @@ pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
 }
 
 /// Tokens for learned evidence ([`crate::evidence`]): the application tokens,
-/// the catalogue categories of the flow's names and the responder's
-/// transport port.
+/// the prior categories of the flow (the catalogue categories of its names,
+/// and video or audio when its HTTP exchange is a media playlist, segment or
+/// file: [`media_category`]) and the responder's transport port.
 pub fn evidence_tokens(rec: &FlowRecord) -> Vec<String> {
     let mut t = app_tokens(rec);
-    let cats = Catalogue::builtin().categories(flow_names_of(&rec.app));
+    let cats = Catalogue::builtin().categories(flow_names_of(&rec.app))
+        | media_category(&rec.app).map_or(0, Category::bit);
     for c in Category::ALL {
         if cats & c.bit() != 0 {
             t.push(format!("cat:{}", c.name()));
@@ -298,6 +300,34 @@ fn media_extension(path: &str) -> Option<&'static str> {
         .iter()
         .find(|e| e.eq_ignore_ascii_case(ext))
         .copied()
+}
+
+/// Video or audio when a flow's HTTP exchange is media by definition: an
+/// HLS, DASH or Smooth Streaming playlist or segment, a video or audio file
+/// (request path extension), or a video/audio response or streaming
+/// manifest (content type). Like the catalogue, prior knowledge that holds
+/// for services no training capture had.
+pub fn media_category(a: &AppInfo) -> Option<Category> {
+    let ext = a.http_path.as_deref().and_then(media_extension);
+    let ct = a.http_content_type.as_deref().map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let audio_ext = matches!(ext, Some("mp3" | "aac" | "m4a" | "ogg"));
+    let audio_ct = ct.as_deref().is_some_and(|c| c.starts_with("audio/"));
+    if audio_ext || (ext.is_none() && audio_ct) {
+        return Some(Category::Audio);
+    }
+    let video_ct = ct.as_deref().is_some_and(|c| {
+        c.starts_with("video/")
+            || c.contains("mpegurl")
+            || c.contains("dash+xml")
+            || c == "application/vnd.ms-sstr+xml"
+    });
+    (ext.is_some() || video_ct).then_some(Category::Video)
 }
 
 /// Family of a response content type (lower-case media type).
@@ -679,6 +709,47 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FLOW_FEATURE_COUNT, "feature names are unique");
+    }
+
+    /// HLS, DASH and media files are video or audio by definition; pages,
+    /// images and APIs are not.
+    #[test]
+    fn media_category_of_http_exchanges() {
+        let app = |path: Option<&str>, ct: Option<&str>| AppInfo {
+            http_path: path.map(String::from),
+            http_content_type: ct.map(String::from),
+            ..Default::default()
+        };
+        let video = Some(Category::Video);
+        let audio = Some(Category::Audio);
+        for (path, ct, want) in [
+            (Some("/hls/live/seg-00023.ts?token=x"), None, video),
+            (
+                Some("/master.m3u8"),
+                Some("application/vnd.apple.mpegurl"),
+                video,
+            ),
+            (
+                Some("/v/seg-00001-800000.m4s"),
+                Some("video/iso.segment"),
+                video,
+            ),
+            (
+                Some("/manifest"),
+                Some("application/dash+xml; charset=utf-8"),
+                video,
+            ),
+            (Some("/clip"), Some("Video/MP4"), video),
+            (Some("/a/track.mp3"), None, audio),
+            (Some("/stream"), Some("audio/aac"), audio),
+            (Some("/index.html"), Some("text/html"), None),
+            (Some("/img/logo.png"), Some("image/png"), None),
+            (Some("/api/v1/items"), Some("application/json"), None),
+            (Some("/ts/readme"), None, None),
+            (None, None, None),
+        ] {
+            assert_eq!(media_category(&app(path, ct)), want, "{path:?} {ct:?}");
+        }
     }
 
     #[test]
