@@ -235,7 +235,8 @@ pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
 pub fn evidence_tokens(rec: &FlowRecord) -> Vec<String> {
     let mut t = app_tokens(rec);
     let cats = Catalogue::builtin().categories(flow_names_of(&rec.app))
-        | media_category(&rec.app).map_or(0, Category::bit);
+        | media_category(&rec.app).map_or(0, Category::bit)
+        | protocol_categories(rec.app.protocols);
     for c in Category::ALL {
         if cats & c.bit() != 0 {
             t.push(format!("cat:{}", c.name()));
@@ -300,6 +301,24 @@ fn media_extension(path: &str) -> Option<&'static str> {
         .iter()
         .find(|e| e.eq_ignore_ascii_case(ext))
         .copied()
+}
+
+/// Categories ([`Category::bit`] mask) of the protocols recognised in a
+/// flow that exist for one kind of service: call signalling and voice
+/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak) is conferencing, RTMP is
+/// video streaming, WhatsApp's protocol is messaging. RTP, STUN, DTLS and
+/// the web's protocols carry anything and add nothing.
+pub fn protocol_categories(protocols: u32) -> u8 {
+    protocol_names(protocols)
+        .filter_map(|p| match p {
+            "sip" | "mgcp" | "megaco" | "h323" | "iax2" | "teamspeak" => {
+                Some(Category::Conferencing)
+            }
+            "rtmp" => Some(Category::Video),
+            "whatsapp" => Some(Category::Messaging),
+            _ => None,
+        })
+        .fold(0, |m, c| m | c.bit())
 }
 
 /// Video or audio when a flow's HTTP exchange is media by definition: an
@@ -750,6 +769,29 @@ mod tests {
         ] {
             assert_eq!(media_category(&app(path, ct)), want, "{path:?} {ct:?}");
         }
+    }
+
+    #[test]
+    fn protocol_categories_of_single_purpose_protocols() {
+        let mask = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| 1u32 << decode::app::protocol_index(n).unwrap())
+                .fold(0, |m, b| m | b)
+        };
+        let conf = Category::Conferencing.bit();
+        assert_eq!(protocol_categories(mask(&["sip", "rtp"])), conf);
+        assert_eq!(protocol_categories(mask(&["h323"])), conf);
+        assert_eq!(protocol_categories(mask(&["rtmp"])), Category::Video.bit());
+        assert_eq!(
+            protocol_categories(mask(&["whatsapp", "teamspeak"])),
+            Category::Messaging.bit() | conf
+        );
+        assert_eq!(
+            protocol_categories(mask(&["rtp", "stun", "dtls", "tls", "http"])),
+            0
+        );
+        assert_eq!(protocol_categories(0), 0);
     }
 
     #[test]

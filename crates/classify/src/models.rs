@@ -516,6 +516,12 @@ pub struct MlpParams {
     /// without fitting better. Files written before it load without it.
     #[serde(default)]
     pub max_steps: usize,
+    /// Label smoothing ε: the network learns (1 − ε) on the true class and
+    /// ε / k on every class instead of a hard one-hot, so it stops short of
+    /// certainty on its training flows, and prior evidence such as the
+    /// catalogue's can still move its answer on flows unlike them.
+    #[serde(default)]
+    pub label_smoothing: f32,
 }
 
 fn one() -> usize {
@@ -537,6 +543,7 @@ impl Default for MlpParams {
             members: 5,
             log_inputs: true,
             max_steps: 15_000,
+            label_smoothing: 0.1,
         }
     }
 }
@@ -717,7 +724,11 @@ fn train_net_lanes(
                 let scale = w[i] / wmean / chunk.len() as f32;
                 // Output delta: p - onehot.
                 let mut delta: Vec<f32> = acts.last().unwrap().clone();
-                delta[y[i]] -= 1.0;
+                // Target: the smoothed one-hot, (1 - ε) on the class and
+                // ε / k everywhere.
+                let eps_k = p.label_smoothing / k as f32;
+                delta.iter_mut().for_each(|v| *v -= eps_k);
+                delta[y[i]] -= 1.0 - p.label_smoothing;
                 delta.iter_mut().for_each(|v| *v *= scale);
                 for li in (0..layers.len()).rev() {
                     let l = &layers[li];
@@ -1197,6 +1208,44 @@ pub(crate) mod tests {
         let a = train_net(&p, &mut Rng::new(3), &x, &y, 4, &w);
         let b = train_net_lanes(&p, &mut Rng::new(3), &x, &y, 4, &w);
         assert!(a == b);
+    }
+
+    /// With label smoothing ε the network stops short of certainty on
+    /// flows it separates perfectly: its top probability sits near
+    /// 1 − ε + ε / k instead of 1. Files written before it load without it.
+    #[test]
+    fn mlp_label_smoothing_bounds_confidence() {
+        let (x, y) = blobs(400, 12);
+        let fit = |label_smoothing| {
+            let mut m = Mlp::new(MlpParams {
+                epochs: 30,
+                members: 1,
+                label_smoothing,
+                ..Default::default()
+            });
+            m.fit(&x, &y, 4, None).unwrap();
+            m
+        };
+        let top = |m: &Mlp| {
+            x.iter()
+                .map(|r| m.predict_proba(r).into_iter().fold(0f32, f32::max))
+                .sum::<f32>()
+                / x.len() as f32
+        };
+        let (hard, smooth) = (fit(0.0), fit(0.1));
+        assert!(acc(&smooth, &x, &y) >= 0.99);
+        let (t_hard, t_smooth) = (top(&hard), top(&smooth));
+        assert!(t_hard > 0.98, "hard targets: {t_hard}");
+        let target = 1.0 - 0.1 + 0.1 / 4.0;
+        assert!((t_smooth - target).abs() < 0.03, "smoothed: {t_smooth}");
+
+        let mut old = serde_json::to_value(&hard).unwrap();
+        old["params"]
+            .as_object_mut()
+            .unwrap()
+            .remove("label_smoothing");
+        let loaded: Mlp = serde_json::from_value(old).unwrap();
+        assert_eq!(loaded, hard);
     }
 
     /// The step budget stops training mid-epoch: 10 steps of 32 rows of
