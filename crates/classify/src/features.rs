@@ -234,9 +234,7 @@ pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
 /// file: [`media_category`]) and the responder's transport port.
 pub fn evidence_tokens(rec: &FlowRecord) -> Vec<String> {
     let mut t = app_tokens(rec);
-    let cats = Catalogue::builtin().categories(flow_names_of(&rec.app))
-        | media_category(&rec.app).map_or(0, Category::bit)
-        | protocol_categories(rec.app.protocols);
+    let cats = prior_categories(&rec.app);
     for c in Category::ALL {
         if cats & c.bit() != 0 {
             t.push(format!("cat:{}", c.name()));
@@ -328,25 +326,24 @@ pub fn protocol_categories(protocols: u32) -> u8 {
 /// for services no training capture had.
 pub fn media_category(a: &AppInfo) -> Option<Category> {
     let ext = a.http_path.as_deref().and_then(media_extension);
-    let ct = a.http_content_type.as_deref().map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
-    let audio_ext = matches!(ext, Some("mp3" | "aac" | "m4a" | "ogg"));
+    let ct = a.http_content_type.as_deref().map(str::to_ascii_lowercase);
     let audio_ct = ct.as_deref().is_some_and(|c| c.starts_with("audio/"));
-    if audio_ext || (ext.is_none() && audio_ct) {
+    if matches!(ext, Some("mp3" | "aac" | "m4a" | "ogg")) || (ext.is_none() && audio_ct) {
         return Some(Category::Audio);
     }
-    let video_ct = ct.as_deref().is_some_and(|c| {
-        c.starts_with("video/")
-            || c.contains("mpegurl")
-            || c.contains("dash+xml")
-            || c == "application/vnd.ms-sstr+xml"
-    });
-    (ext.is_some() || video_ct).then_some(Category::Video)
+    let media_ct = ct.as_deref().is_some_and(|c| content_family(c) == "media");
+    (ext.is_some() || media_ct).then_some(Category::Video)
+}
+
+/// What is known of a flow before any training ([`Category::bit`] mask):
+/// the catalogue categories of its names, its media category and the
+/// categories of its single-purpose protocols. The learned evidence sees
+/// them as `cat:` tokens. (The schema-3 feature vector carries only the
+/// catalogue's share, as its models were trained on.)
+pub fn prior_categories(a: &AppInfo) -> u8 {
+    Catalogue::builtin().categories(flow_names_of(a))
+        | media_category(a).map_or(0, Category::bit)
+        | protocol_categories(a.protocols)
 }
 
 /// Family of a response content type (lower-case media type).

@@ -574,27 +574,9 @@ pub struct Mlp {
 
 /// Dot product in eight independent lanes: a single running sum is one
 /// long dependency chain the compiler may not reorder, eight lanes let it
-/// use vector registers. Where the CPU has AVX the same code runs on
-/// 8-wide registers instead of two 4-wide ones; the lanes and the order of
-/// every addition are the same, and multiplies are not fused with adds, so
-/// the result is bit for bit the same on any x86-64.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the CPU has AVX, checked just above.
-        return unsafe { dot_avx(a, b) };
-    }
-    dot_lanes(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-fn dot_avx(a: &[f32], b: &[f32]) -> f32 {
-    dot_lanes(a, b)
-}
-
+/// use vector registers.
 #[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -612,8 +594,28 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Activations of every layer of one network for input `x` (the output
-/// probabilities last).
+/// probabilities last). Where the CPU has AVX the same code runs on 8-wide
+/// registers instead of two 4-wide ones (checked once per call, not per
+/// dot product); the lanes and the order of every addition are the same,
+/// and multiplies are not fused with adds, so the result is bit for bit
+/// the same on any x86-64.
 fn forward(layers: &[Layer], x: &[f32]) -> Vec<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX, checked just above.
+        return unsafe { forward_avx(layers, x) };
+    }
+    forward_lanes(layers, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn forward_avx(layers: &[Layer], x: &[f32]) -> Vec<Vec<f32>> {
+    forward_lanes(layers, x)
+}
+
+#[inline(always)]
+fn forward_lanes(layers: &[Layer], x: &[f32]) -> Vec<Vec<f32>> {
     let mut acts: Vec<Vec<f32>> = Vec::with_capacity(layers.len());
     for (li, l) in layers.iter().enumerate() {
         let a = acts.last().map_or(x, Vec::as_slice);
@@ -632,7 +634,7 @@ fn forward(layers: &[Layer], x: &[f32]) -> Vec<Vec<f32>> {
 }
 
 /// Trains one network on standardised rows `xs`; on 8-wide registers
-/// where the CPU has AVX, to the same bits (see [`dot`]).
+/// where the CPU has AVX, to the same bits (see [`forward`]).
 fn train_net(
     p: &MlpParams,
     rng: &mut Rng,
@@ -720,7 +722,8 @@ fn train_net_lanes(
             }
             gw.iter_mut().chain(gb.iter_mut()).for_each(|g| g.fill(0.0));
             for &i in chunk {
-                let acts = forward(&layers, &xs[i]);
+                // Already on AVX where the CPU has it (see `train_net`).
+                let acts = forward_lanes(&layers, &xs[i]);
                 let scale = w[i] / wmean / chunk.len() as f32;
                 // Output delta: p - onehot.
                 let mut delta: Vec<f32> = acts.last().unwrap().clone();
@@ -1093,6 +1096,16 @@ pub(crate) mod tests {
         assert!(acc(&g, &x, &y) >= 0.99);
     }
 
+    /// `m` as a build without the parameter `field` wrote it (the field
+    /// removed from its file) loads as `m`: the field's default is the
+    /// behaviour of files written before it.
+    fn assert_loads_without_param(m: &Mlp, field: &str) {
+        let mut old = serde_json::to_value(m).unwrap();
+        old["params"].as_object_mut().unwrap().remove(field);
+        let loaded: Mlp = serde_json::from_value(old).unwrap();
+        assert_eq!(&loaded, m, "without {field}");
+    }
+
     /// A feature spanning six orders of magnitude whose class boundary
     /// lies among the small values: after a plain z-score those values sit
     /// within a hair of each other, after the signed log they spread out.
@@ -1127,10 +1140,7 @@ pub(crate) mod tests {
         assert!(a_log >= 0.97, "with the log: {a_log}");
         assert!(a_plain < a_log - 0.05, "plain {a_plain}, log {a_log}");
 
-        let mut old = serde_json::to_value(&plain).unwrap();
-        old["params"].as_object_mut().unwrap().remove("log_inputs");
-        let loaded: Mlp = serde_json::from_value(old).unwrap();
-        assert_eq!(loaded, plain);
+        assert_loads_without_param(&plain, "log_inputs");
     }
 
     /// A file written before MLPs had members (no `members`, no
@@ -1146,11 +1156,11 @@ pub(crate) mod tests {
         };
         let mut single = Mlp::new(single_params.clone());
         single.fit(&x, &y, 4, None).unwrap();
-        let mut old = serde_json::to_value(&single).unwrap();
-        assert!(old.get("more_members").is_none());
-        old["params"].as_object_mut().unwrap().remove("members");
-        let loaded: Mlp = serde_json::from_value(old).unwrap();
-        assert_eq!(loaded, single);
+        assert!(serde_json::to_value(&single)
+            .unwrap()
+            .get("more_members")
+            .is_none());
+        assert_loads_without_param(&single, "members");
 
         let mut avg = Mlp::new(MlpParams {
             members: 3,
@@ -1182,15 +1192,38 @@ pub(crate) mod tests {
         assert!(par_map(Vec::<u8>::new(), 4, |i| i).is_empty());
     }
 
-    /// The AVX build of the dot product gives the very bits of the
+    /// The AVX build of the forward pass gives the very bits of the
     /// portable one (model files must not depend on the CPU).
     #[test]
-    fn dot_is_the_same_with_and_without_avx() {
+    fn forward_is_the_same_with_and_without_avx() {
         let mut r = Rng::new(11);
-        for n in [0, 1, 7, 8, 9, 63, 424, 1000] {
-            let a: Vec<f32> = (0..n).map(|_| (r.normal() * 1e3) as f32).collect();
-            let b: Vec<f32> = (0..n).map(|_| r.normal() as f32).collect();
-            assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "n {n}");
+        for n in [1, 7, 8, 9, 63, 424, 1000] {
+            let mut normals = |len: usize, scale: f64| -> Vec<f32> {
+                (0..len).map(|_| (r.normal() * scale) as f32).collect()
+            };
+            let layers = vec![
+                Layer {
+                    n_in: n,
+                    n_out: 5,
+                    w: normals(5 * n, 1.0),
+                    b: normals(5, 1.0),
+                },
+                Layer {
+                    n_in: 5,
+                    n_out: 3,
+                    w: normals(15, 1.0),
+                    b: normals(3, 1.0),
+                },
+            ];
+            let x = normals(n, 1e3);
+            let bits = |acts: Vec<Vec<f32>>| -> Vec<u32> {
+                acts.concat().iter().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(
+                bits(forward(&layers, &x)),
+                bits(forward_lanes(&layers, &x)),
+                "n {n}"
+            );
         }
     }
 
@@ -1239,13 +1272,7 @@ pub(crate) mod tests {
         let target = 1.0 - 0.1 + 0.1 / 4.0;
         assert!((t_smooth - target).abs() < 0.03, "smoothed: {t_smooth}");
 
-        let mut old = serde_json::to_value(&hard).unwrap();
-        old["params"]
-            .as_object_mut()
-            .unwrap()
-            .remove("label_smoothing");
-        let loaded: Mlp = serde_json::from_value(old).unwrap();
-        assert_eq!(loaded, hard);
+        assert_loads_without_param(&hard, "label_smoothing");
     }
 
     /// The step budget stops training mid-epoch: 10 steps of 32 rows of
