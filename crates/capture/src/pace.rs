@@ -23,6 +23,15 @@ impl Pacer {
         }
     }
 
+    /// Anchors capture time `ts_ns` to the wall-clock instant `at` (instead
+    /// of the first frame's time to the moment it arrives): a source whose
+    /// timestamps are already wall-clock times (the generator started
+    /// "now") then releases each frame at its own time.
+    pub fn anchored(mut self, at: Instant, ts_ns: u64) -> Self {
+        self.anchor = Some((at, ts_ns));
+        self
+    }
+
     /// Blocks until the frame stamped `ts_ns` is due.
     pub fn wait(&mut self, ts_ns: u64) {
         let Some(speed) = self.speed else { return };

@@ -46,8 +46,8 @@ pub use models::{
     RandomForest, RfParams,
 };
 pub use streaming::{
-    FlowVerdict, PacketVerdict, Prediction, StreamingClassifier, StreamingConfig, WindowStats,
-    WindowedEvaluator,
+    ClassTally, FlowVerdict, Outcome, PacketVerdict, Prediction, StreamingClassifier,
+    StreamingConfig, WindowStats, WindowedEvaluator,
 };
 
 /// Errors of this crate.

@@ -100,6 +100,8 @@ pub struct FlowVerdict {
     /// Class probabilities of the last update (empty while pending), in the
     /// model's class order.
     pub probabilities: Vec<f32>,
+    /// The flow as the flow table ended it (what `trafficscope flows` writes).
+    pub record: FlowRecord,
 }
 
 struct OpenFlow {
@@ -221,6 +223,15 @@ impl StreamingClassifier {
         self.flows.get(&flow_id).map(|f| f.prediction)
     }
 
+    /// Advances the flow table's clock without a packet (live input with no
+    /// traffic): flows whose timeouts passed end, their verdicts join
+    /// [`drain_verdicts`](Self::drain_verdicts).
+    pub fn advance_to(&mut self, ts_ns: u64) {
+        let ended = &mut self.ended;
+        self.table.advance_to(ts_ns, &mut |r| ended.push(r));
+        self.settle_ended();
+    }
+
     /// Ends all open flows (end of input); their verdicts join
     /// [`drain_verdicts`](Self::drain_verdicts).
     pub fn finish(&mut self) {
@@ -251,13 +262,23 @@ impl StreamingClassifier {
                 bytes: r.bytes(),
                 prediction: f.prediction,
                 probabilities: f.probabilities,
+                record: r,
             });
         }
     }
 }
 
+/// Outcomes of one true class within a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClassTally {
+    pub hits: u64,
+    pub misses: u64,
+    pub unknown: u64,
+    pub pending: u64,
+}
+
 /// Outcomes within one window of capture time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct WindowStats {
     pub start_ns: u64,
     pub end_ns: u64,
@@ -265,16 +286,41 @@ pub struct WindowStats {
     pub hits: u64,
     /// A class other than the truth.
     pub misses: u64,
-    /// `unknown` or pending: no class given.
+    /// No class given: `unknown` (and pending, when recorded with
+    /// [`WindowedEvaluator::record`], which cannot tell them apart).
     pub unknown: u64,
+    /// Not predicted yet (fewer than k packets), when recorded with
+    /// [`WindowedEvaluator::record_prediction`].
+    pub pending: u64,
     /// No truth known: not scored.
     pub unlabelled: u64,
+    /// By true class id (the labels' class ids); empty unless recorded
+    /// with [`WindowedEvaluator::record_prediction`].
+    pub by_class: Vec<ClassTally>,
+}
+
+/// What a packet's flow had been told when the packet arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Class(usize),
+    Unknown,
+    Pending,
+}
+
+impl From<&Prediction> for Outcome {
+    fn from(p: &Prediction) -> Self {
+        match p {
+            Prediction::Class { class, .. } => Outcome::Class(*class),
+            Prediction::Unknown { .. } => Outcome::Unknown,
+            Prediction::Pending => Outcome::Pending,
+        }
+    }
 }
 
 impl WindowStats {
-    /// hits / (hits + misses + unknown); `None` for an empty window.
+    /// hits / (hits + misses + unknown + pending); `None` for an empty window.
     pub fn accuracy(&self) -> Option<f64> {
-        let n = self.hits + self.misses + self.unknown;
+        let n = self.hits + self.misses + self.unknown + self.pending;
         (n > 0).then(|| self.hits as f64 / n as f64)
     }
 
@@ -284,12 +330,33 @@ impl WindowStats {
         (n > 0).then(|| self.hits as f64 / n as f64)
     }
 
-    fn add(&mut self, predicted: Option<usize>, truth: Option<usize>) {
-        match (predicted, truth) {
-            (_, None) => self.unlabelled += 1,
-            (None, Some(_)) => self.unknown += 1,
-            (Some(p), Some(t)) if p == t => self.hits += 1,
-            _ => self.misses += 1,
+    /// Packets recorded in the window.
+    pub fn packets(&self) -> u64 {
+        self.hits + self.misses + self.unknown + self.pending + self.unlabelled
+    }
+
+    fn add(&mut self, outcome: Outcome, truth: Option<usize>, per_class: bool) {
+        let Some(t) = truth else {
+            self.unlabelled += 1;
+            return;
+        };
+        let tally = if per_class {
+            if self.by_class.len() <= t {
+                self.by_class.resize(t + 1, ClassTally::default());
+            }
+            Some(&mut self.by_class[t])
+        } else {
+            None
+        };
+        let (field, tfield): (&mut u64, Option<&mut u64>) = match outcome {
+            Outcome::Pending => (&mut self.pending, tally.map(|c| &mut c.pending)),
+            Outcome::Unknown => (&mut self.unknown, tally.map(|c| &mut c.unknown)),
+            Outcome::Class(p) if p == t => (&mut self.hits, tally.map(|c| &mut c.hits)),
+            Outcome::Class(_) => (&mut self.misses, tally.map(|c| &mut c.misses)),
+        };
+        *field += 1;
+        if let Some(f) = tfield {
+            *f += 1;
         }
     }
 }
@@ -297,9 +364,10 @@ impl WindowStats {
 /// Gaps longer than this many empty windows are skipped, not reported.
 pub const MAX_EMPTY_WINDOWS: u64 = 1000;
 
-/// Rolling evaluation per window (default 5 s) of capture time. Windows are
-/// aligned to the first timestamp; empty windows between busy ones are
-/// reported too (with zero counts).
+/// Rolling evaluation per window (default 5 s) of capture time. Windows
+/// are aligned to multiples of the window since the Unix epoch (so runs,
+/// restarts and the live service agree on them); empty windows between busy
+/// ones are reported too (with zero counts).
 #[derive(Debug, Clone)]
 pub struct WindowedEvaluator {
     window_ns: u64,
@@ -324,41 +392,92 @@ impl WindowedEvaluator {
         }
     }
 
-    /// Records one outcome at `ts_ns`. Returns how many windows closed.
+    pub fn window_ns(&self) -> u64 {
+        self.window_ns
+    }
+
+    /// Records one outcome at `ts_ns` (`None`: no class given). Returns how
+    /// many windows closed.
     pub fn record(&mut self, ts_ns: u64, predicted: Option<usize>, truth: Option<usize>) -> usize {
-        let mut closed = 0;
+        let outcome = predicted.map_or(Outcome::Unknown, Outcome::Class);
+        self.record_outcome(ts_ns, outcome, truth, false)
+    }
+
+    /// Records one packet's outcome, telling `unknown` from pending and
+    /// keeping counts per true class. Returns how many windows closed.
+    pub fn record_prediction(
+        &mut self,
+        ts_ns: u64,
+        prediction: &Prediction,
+        truth: Option<usize>,
+    ) -> usize {
+        self.record_outcome(ts_ns, prediction.into(), truth, true)
+    }
+
+    /// Closes every window that ends at or before `ts_ns` (a clock tick
+    /// without traffic). Returns how many closed.
+    pub fn advance_to(&mut self, ts_ns: u64) -> usize {
+        match &self.cur {
+            Some(c) if ts_ns >= c.end_ns => self.roll(ts_ns),
+            _ => 0,
+        }
+    }
+
+    fn roll(&mut self, ts_ns: u64) -> usize {
         let w = self.window_ns;
-        let cur = self.cur.get_or_insert(WindowStats {
-            start_ns: ts_ns,
-            end_ns: ts_ns + w,
-            ..Default::default()
-        });
-        if ts_ns >= cur.end_ns {
-            self.closed.push(*cur);
+        let Some(cur) = self.cur.as_mut() else {
+            return 0;
+        };
+        let mut closed = 1;
+        let end = cur.end_ns;
+        self.closed.push(std::mem::take(cur));
+        let gap = (ts_ns - end) / w;
+        // Empty windows in between are reported, up to a limit: a jump in
+        // capture time (another file, a clock step) skips ahead instead.
+        let empties = if gap <= MAX_EMPTY_WINDOWS { gap } else { 0 };
+        for e in 0..empties {
+            let start = end + e * w;
+            self.closed.push(WindowStats {
+                start_ns: start,
+                end_ns: start + w,
+                ..Default::default()
+            });
             closed += 1;
-            let gap = (ts_ns - cur.end_ns) / w;
-            // Empty windows in between are reported, up to a limit: a jump in
-            // capture time (another file, a clock step) skips ahead instead.
-            let empties = if gap <= MAX_EMPTY_WINDOWS { gap } else { 0 };
-            for e in 0..empties {
-                let start = cur.end_ns + e * w;
-                self.closed.push(WindowStats {
+        }
+        let start = end + gap * w;
+        *cur = WindowStats {
+            start_ns: start,
+            end_ns: start + w,
+            ..Default::default()
+        };
+        closed
+    }
+
+    fn record_outcome(
+        &mut self,
+        ts_ns: u64,
+        outcome: Outcome,
+        truth: Option<usize>,
+        per_class: bool,
+    ) -> usize {
+        let w = self.window_ns;
+        let mut closed = 0;
+        match &self.cur {
+            None => {
+                let start = ts_ns - ts_ns % w;
+                self.cur = Some(WindowStats {
                     start_ns: start,
                     end_ns: start + w,
                     ..Default::default()
                 });
-                closed += 1;
             }
-            let start = cur.end_ns + gap * w;
-            *cur = WindowStats {
-                start_ns: start,
-                end_ns: start + w,
-                ..Default::default()
-            };
+            Some(c) if ts_ns >= c.end_ns => closed = self.roll(ts_ns),
+            Some(_) => {}
         }
         // A timestamp going backwards is counted in the current window.
-        cur.add(predicted, truth);
-        self.total.add(predicted, truth);
+        let cur = self.cur.as_mut().expect("window open");
+        cur.add(outcome, truth, per_class);
+        self.total.add(outcome, truth, per_class);
         if self.total.start_ns == 0 && self.total.end_ns == 0 {
             self.total.start_ns = ts_ns;
         }
@@ -380,8 +499,8 @@ impl WindowedEvaluator {
     }
 
     /// Counts over everything recorded.
-    pub fn total(&self) -> WindowStats {
-        self.total
+    pub fn total(&self) -> &WindowStats {
+        &self.total
     }
 }
 
@@ -405,7 +524,7 @@ mod tests {
         assert_eq!(w.record(t0 + 11 * S, Some(2), Some(2)), 2);
         let closed = w.drain_closed();
         assert_eq!(closed.len(), 2);
-        let a = closed[0];
+        let a = &closed[0];
         assert_eq!((a.start_ns, a.end_ns), (t0, t0 + 5 * S));
         assert_eq!((a.hits, a.misses, a.unknown, a.unlabelled), (2, 1, 1, 1));
         assert_eq!(a.accuracy(), Some(0.5));
@@ -424,5 +543,49 @@ mod tests {
         );
         let t = w.total();
         assert_eq!((t.hits, t.misses, t.unknown, t.unlabelled), (4, 1, 1, 1));
+    }
+
+    #[test]
+    fn windows_align_to_the_epoch_and_tell_pending_from_unknown() {
+        let mut w = WindowedEvaluator::new(5 * S);
+        let t0 = 1_000 * S + 3 * S / 2; // 1001.5 s: inside [1000 s, 1005 s)
+        let class = |c| Prediction::Class {
+            class: c,
+            confidence: 0.9,
+        };
+        let unknown = Prediction::Unknown {
+            best: 0,
+            confidence: 0.2,
+        };
+        w.record_prediction(t0, &Prediction::Pending, Some(1));
+        w.record_prediction(t0 + S, &unknown, Some(1));
+        w.record_prediction(t0 + 2 * S, &class(1), Some(1));
+        w.record_prediction(t0 + 3 * S, &class(0), Some(3));
+        w.record_prediction(t0 + 3 * S, &class(0), None);
+        // 1005.5 s closes [1000, 1005).
+        assert_eq!(w.record_prediction(t0 + 4 * S, &class(3), Some(3)), 1);
+        let c = w.drain_closed();
+        assert_eq!((c[0].start_ns, c[0].end_ns), (1_000 * S, 1_005 * S));
+        let a = &c[0];
+        assert_eq!(
+            (a.hits, a.misses, a.unknown, a.pending, a.unlabelled),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!(a.accuracy(), Some(0.25));
+        // True class 1: pending, unknown, hit; class 3 (not a model class): a miss.
+        assert_eq!(
+            a.by_class[1],
+            ClassTally {
+                hits: 1,
+                misses: 0,
+                unknown: 1,
+                pending: 1
+            }
+        );
+        assert_eq!(a.by_class[3].misses, 1);
+        assert_eq!(a.by_class[0], ClassTally::default());
+        // A tick past the end closes the window without a packet.
+        assert_eq!(w.advance_to(1_010 * S), 1);
+        assert_eq!(w.drain_closed()[0].by_class[3].hits, 1);
     }
 }

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use selfsim::{AnalyzeConfig, Binner, SeriesReport, SlidingHurst, WindowEstimate};
 use serde::Serialize;
 
-use crate::input::{Event, Input};
+use crate::input::Event;
 use crate::static_names::ByStaticName;
 use crate::{parse_duration_ns, Failure, InputArgs};
 
@@ -269,13 +269,13 @@ pub fn run(args: AnalyzeArgs) -> Result<(), Failure> {
             (path.clone(), list, BTreeMap::new())
         }
         None => {
-            let mut input = Input::open(&args.input)?;
+            let mut input = crate::input::open(&args.input)?;
             let local = args.input.local_net.clone().unwrap_or_default();
             let mut table = flow::FlowTable::new(flow::FlowConfig::default());
             let mut k = Keyed::new(args.bin);
             let result = input.for_each(|ev| {
                 let f = match ev {
-                    Event::Frame(f) => f,
+                    Event::Frame(f, _) => f,
                     Event::Tick(now) => {
                         if let Some(lw) = &mut live {
                             k.advance(now);

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use capture::{CaptureWriter, LinkType, OutputFormat};
 use clap::Args;
 
-use crate::input::{Event, Input, Source};
+use crate::input::{Event, Source};
 use crate::{Failure, InputArgs};
 
 #[derive(Args, Debug)]
@@ -144,11 +144,11 @@ pub fn run(args: CaptureArgs) -> Result<(), Failure> {
     if args.ring == Some(0) {
         return Err(Failure::Usage("-W/--ring must be at least 1".into()));
     }
-    let mut input = Input::open(&args.input)?;
+    let mut input = crate::input::open(&args.input)?;
     let format = OutputFormat::from_path(&args.write);
     let snaplen = match &input.source {
         Source::Live(_) => args.input.snaplen,
-        Source::File(_) => 262_144,
+        Source::File(_) | Source::Generator(_) => 262_144,
     };
     let mut out = Rotation {
         base: args.write.clone(),
@@ -167,6 +167,7 @@ pub fn run(args: CaptureArgs) -> Result<(), Failure> {
     let first = match &input.source {
         Source::Live(c) => Some(LinkType(c.linktype())),
         Source::File(r) => r.first_linktype(),
+        Source::Generator(_) => Some(LinkType::ETHERNET),
     };
     if let Some(lt) = first {
         out.writer
@@ -174,7 +175,7 @@ pub fn run(args: CaptureArgs) -> Result<(), Failure> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.write))?;
     }
     let result = input.for_each(|ev| {
-        let Event::Frame(frame) = ev else {
+        let Event::Frame(frame, _) = ev else {
             return Ok(());
         };
         out.write(frame.ts_ns, frame.wire_len, frame.linktype, frame.data)

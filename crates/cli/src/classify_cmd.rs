@@ -12,7 +12,7 @@ use classify::{
     TrainingSummary, WindowedEvaluator,
 };
 
-use crate::input::{Event, Input};
+use crate::input::Event;
 use crate::{parse_duration_ns, Failure, InputArgs};
 
 fn err(e: classify::ClassifyError) -> Failure {
@@ -35,7 +35,7 @@ pub struct LabelArgs {
 
 impl LabelArgs {
     /// `classes`: class ids to keep (a model's), new names are appended.
-    fn build(&self, classes: Vec<String>) -> Result<Labels, Failure> {
+    pub fn build(&self, classes: Vec<String>) -> Result<Labels, Failure> {
         let mut labels = Labels::new(classes);
         for p in &self.labels {
             labels.add_csv(p).map_err(err)?;
@@ -60,7 +60,7 @@ impl LabelArgs {
         Ok(labels)
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.label.is_empty() && self.rule.is_empty()
     }
 }
@@ -345,7 +345,7 @@ impl FlowVerdictWriter {
     fn write(
         &mut self,
         v: &classify::FlowVerdict,
-        label: Option<Option<usize>>,
+        label: Option<Option<&str>>,
     ) -> anyhow::Result<()> {
         let (proto, a, pa, b, pb) = v.tuple;
         let (pred, conf) = match v.prediction {
@@ -373,8 +373,9 @@ impl FlowVerdictWriter {
         }
         if let Some(l) = label {
             row.push(',');
+            // The labels' class name: it may be one the model cannot answer.
             if let Some(c) = l {
-                row.push_str(&self.names[c]);
+                row.push_str(c);
             }
         }
         writeln!(self.out, "{row}").map_err(|e| self.error(e))
@@ -384,14 +385,19 @@ impl FlowVerdictWriter {
 /// The shipped default model (see scripts/train-default-model).
 pub const DEFAULT_MODEL: &str = include_str!("../../../models/default.json");
 
-pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
-    let model = match &args.model {
+/// The model file at `path`, or the built-in default model.
+pub fn load_model(path: Option<&str>) -> Result<ModelFile, Failure> {
+    match path {
         Some(path) => ModelFile::load(path),
         None => ModelFile::from_json(DEFAULT_MODEL).map_err(|e| {
             classify::ClassifyError::ModelFile(format!("built-in default model: {e}"))
         }),
     }
-    .map_err(err)?;
+    .map_err(err)
+}
+
+pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
+    let model = load_model(args.model.as_deref())?;
     let names = model.class_names.clone();
     let mut streaming = StreamingClassifier::new(
         model,
@@ -413,7 +419,7 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         .as_deref()
         .and_then(|p| std::path::Path::new(p).file_name())
         .map(|n| n.to_string_lossy().into_owned());
-    let mut input = Input::open(&args.input)?;
+    let mut input = crate::input::open(&args.input)?;
     let mut flows_out = match &args.flows {
         Some(path) => Some(FlowVerdictWriter::create(path, &names, labels.is_some())?),
         None => None,
@@ -430,16 +436,21 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
                 let (p, a, pa, b, pb) = v.tuple;
                 l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.start_ns)
                     .map(|m| m.class)
+                    .map(|c| l.class_names()[c].clone())
             });
-            w.write(&v, label)?;
+            w.write(&v, label.as_ref().map(|l| l.as_deref()))?;
         }
         Ok(())
     };
+    // Packets by their flow's answer when they arrived: classes, unknown, pending.
+    let mut by_class = vec![0u64; names.len() + 2];
     let mut windows = WindowedEvaluator::new(args.windows);
     let mut out = BufWriter::new(io::stdout().lock());
     writeln!(out, "window_start,packets,hits,misses,unknown,accuracy")?;
     let result = input.for_each(|ev| {
-        let Event::Frame(f) = ev else { return Ok(()) };
+        let Event::Frame(f, _) = ev else {
+            return Ok(());
+        };
         let pkt = decode::decode(f.linktype, f.data);
         let Some(v) = streaming.push(&pkt, f.ts_ns, f.wire_len) else {
             return Ok(());
@@ -448,6 +459,11 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
             Prediction::Class { class, .. } => Some(class),
             _ => None,
         };
+        by_class[match v.prediction {
+            Prediction::Class { class, .. } => class,
+            Prediction::Unknown { .. } => names.len(),
+            Prediction::Pending => names.len() + 1,
+        }] += 1;
         let truth = labels.as_mut().and_then(|l| {
             let (p, a, pa, b, pb) = v.tuple;
             l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.flow_start_ns)
@@ -469,6 +485,18 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         write_window(&mut out, &w)?;
     }
     out.flush()?;
+    let class_keys = names
+        .iter()
+        .map(String::as_str)
+        .chain(["unknown", "pending"]);
+    eprintln!(
+        "trafficscope: packets by class: {}",
+        class_keys
+            .zip(&by_class)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let t = windows.total();
     eprintln!(
         "trafficscope: classes {:?}; {} labelled packets: {} hits, {} misses, {} unknown or pending; accuracy {}",

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use clap::{Args, ValueEnum};
 use flow::{FlowRecord, FlowTable};
 
-use crate::input::{Event, Input, Stop};
+use crate::input::{Event, Stop};
 use crate::{Failure, FlowArgs, InputArgs};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl FlowSink {
 }
 
 pub fn run(args: FlowsArgs) -> Result<(), Failure> {
-    let mut input = Input::open(&args.input)?;
+    let mut input = crate::input::open(&args.input)?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
@@ -105,7 +105,7 @@ pub fn run(args: FlowsArgs) -> Result<(), Failure> {
     let mut malformed = 0u64;
     let result = input.for_each(|ev| {
         let frame = match ev {
-            Event::Frame(f) => f,
+            Event::Frame(f, _) => f,
             Event::Tick(now) => {
                 table.advance_to(now, &mut |r| sink.emit(r));
                 return sink.err.take().map_or(Ok(()), Err);

@@ -9,6 +9,7 @@ mod flows;
 mod generate_cmd;
 mod input;
 mod packets;
+mod run_cmd;
 mod static_names;
 mod stats;
 
@@ -49,6 +50,9 @@ enum Command {
     Train(classify_cmd::TrainArgs),
     /// Classify traffic in streaming with a model; with labels, hits and accuracy per window.
     Classify(classify_cmd::ClassifyArgs),
+    /// The live service: packets → flows → classification → bins, windows and
+    /// Hurst estimates in a durable store, with a JSON API, live stream and metrics.
+    Run(Box<run_cmd::RunArgs>),
 }
 
 /// Options shared by every command that reads packets.
@@ -229,6 +233,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => generate_cmd::run(a),
         Command::Train(a) => classify_cmd::train(a),
         Command::Classify(a) => classify_cmd::classify(a),
+        Command::Run(a) => run_cmd::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use clap::Args;
 use decode::{app, Packet, Transport};
 use flow::{Direction, FlowTable, LocalNets, Placement};
 
-use crate::input::{Event, Input};
+use crate::input::Event;
 use crate::{Failure, FlowArgs, Format, InputArgs};
 
 #[derive(Args, Debug)]
@@ -25,7 +25,7 @@ pub struct PacketsArgs {
 const CSV_HEADER: &str = "number,time,ts_ns,caplen,wire_len,ip_version,ip_len,proto,src,src_port,dst,dst_port,direction,flow_id,tcp_flags,payload_len,vlan,tunnel,frag_offset,app,malformed";
 
 pub fn run(args: PacketsArgs) -> Result<(), Failure> {
-    let mut input = Input::open(&args.input)?;
+    let mut input = crate::input::open(&args.input)?;
     let local = args.input.local_net.clone().unwrap_or_default();
     let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     if args.format == Format::Csv {
@@ -35,7 +35,7 @@ pub fn run(args: PacketsArgs) -> Result<(), Failure> {
     let mut line = String::with_capacity(256);
     let format = args.format;
     let result = input.for_each(|ev| {
-        let Event::Frame(frame) = ev else {
+        let Event::Frame(frame, _) = ev else {
             return Ok(());
         };
         let pkt = decode::decode(frame.linktype, frame.data);

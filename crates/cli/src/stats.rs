@@ -10,7 +10,7 @@ use decode::{Network, Transport};
 use flow::{Direction, FlowTable, TableStats};
 use serde::Serialize;
 
-use crate::input::{Event, Input};
+use crate::input::Event;
 use crate::static_names::ByStaticName;
 use crate::{Failure, FlowArgs, InputArgs};
 
@@ -94,7 +94,7 @@ struct Report {
 }
 
 pub fn run(args: StatsArgs) -> Result<(), Failure> {
-    let mut input = Input::open(&args.input)?;
+    let mut input = crate::input::open(&args.input)?;
     let local = args.input.local_net.clone().unwrap_or_default();
     let mut table = FlowTable::new(args.flow.config());
     let mut link_types: BTreeMap<u32, u64> = BTreeMap::new();
@@ -106,7 +106,7 @@ pub fn run(args: StatsArgs) -> Result<(), Failure> {
     let (mut malformed, mut unsupported, mut tunnelled, mut fragments) = (0u64, 0u64, 0u64, 0u64);
     let (mut first, mut last) = (u64::MAX, 0u64);
     let result = input.for_each(|ev| {
-        let Event::Frame(frame) = ev else {
+        let Event::Frame(frame, _) = ev else {
             return Ok(());
         };
         *link_types.entry(frame.linktype.0).or_default() += 1;

@@ -713,9 +713,7 @@ struct Writer<'a, W: Write, L: Write, P: Write> {
     labels: &'a mut L,
     packet_labels: Option<&'a mut P>,
     pcap_name: &'a str,
-    buf: Vec<u8>,
     summary: Summary,
-    last_ts: u64,
 }
 
 impl<W: Write, L: Write, P: Write> Writer<'_, W, L, P> {
@@ -747,7 +745,202 @@ impl<W: Write, L: Write, P: Write> Writer<'_, W, L, P> {
         Ok(())
     }
 
-    fn emit(&mut self, u: &mut User) -> Result<(), GenerateError> {
+    fn write(&mut self, fr: &GeneratedFrame<'_>) -> Result<(), GenerateError> {
+        self.cap.write_frame(
+            fr.ts_ns,
+            fr.data.len() as u32,
+            capture::LinkType::ETHERNET,
+            fr.data,
+        )?;
+        self.summary.packets += 1;
+        self.summary.bytes += fr.data.len() as u64;
+        if self.summary.packets == 1 {
+            self.summary.first_ns = fr.ts_ns;
+        }
+        self.summary.last_ns = fr.ts_ns;
+        if let Some(p) = self.packet_labels.as_mut() {
+            writeln!(
+                p,
+                "{},{},u{}s{}",
+                self.summary.packets,
+                fr.class.label(),
+                fr.user,
+                fr.session
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Generates the configured mix, writing frames to `cap`, one label row per
+/// flow to `labels` (header [`LABELS_HEADER`]) and, if given, one row per
+/// packet to `packet_labels` ([`PACKET_LABELS_HEADER`]). Frames are in
+/// timestamp order. The writers are flushed before returning, also on error,
+/// so partial output stays valid.
+pub fn generate_offline<W: Write, L: Write, P: Write>(
+    cfg: &GenerateConfig,
+    cap: &mut capture::CaptureWriter<W>,
+    labels: &mut L,
+    packet_labels: Option<&mut P>,
+) -> Result<Summary, GenerateError> {
+    cfg.validate()?;
+    let mut w = Writer {
+        cap,
+        labels,
+        packet_labels,
+        pcap_name: &cfg.pcap_name,
+        summary: Summary::default(),
+    };
+    let r = run(cfg, &mut w);
+    let f1 = w.cap.flush();
+    let f2 = w.labels.flush();
+    let f3 = w.packet_labels.as_mut().map(|p| p.flush());
+    r?;
+    f1?;
+    f2?;
+    if let Some(f) = f3 {
+        f?;
+    }
+    Ok(w.summary)
+}
+
+fn run<W: Write, L: Write, P: Write>(
+    cfg: &GenerateConfig,
+    w: &mut Writer<'_, W, L, P>,
+) -> Result<(), GenerateError> {
+    writeln!(w.labels, "{LABELS_HEADER}")?;
+    if let Some(p) = w.packet_labels.as_mut() {
+        writeln!(p, "{PACKET_LABELS_HEADER}")?;
+    }
+    let mut stream = FrameStream::new(cfg.clone())?;
+    for c in stream.classes() {
+        *w.summary.sessions.entry(c.name().to_string()).or_default() += 0;
+    }
+    while let Some(fr) = stream.next_frame() {
+        w.write(&fr)?;
+        for f in stream.finished.drain(..) {
+            w.label_row(&f)?;
+        }
+    }
+    for (class, n) in stream.sessions() {
+        *w.summary
+            .sessions
+            .entry(class.name().to_string())
+            .or_default() += n;
+    }
+    for f in stream.drain_open_flows() {
+        w.label_row(&f)?;
+    }
+    Ok(())
+}
+
+/// One generated frame with its ground truth.
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratedFrame<'a> {
+    /// Capture time, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// The Ethernet frame.
+    pub data: &'a [u8],
+    /// The class of the frame's flow (its label is [`Class::label`]).
+    pub class: Class,
+    pub user: u32,
+    pub session: u64,
+}
+
+/// The generator as a pull source: frames in timestamp order, each with its
+/// flow's class, produced lazily in bounded memory. The offline writer and
+/// the live service's in-process source both read it, so they see the same
+/// traffic for the same seed.
+pub struct FrameStream {
+    cfg: GenerateConfig,
+    end: u64,
+    users: Vec<User>,
+    /// Users by their next releasable packet (time, user index).
+    heap: BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
+    buf: Vec<u8>,
+    last_ts: u64,
+    /// Flows whose last packet has been produced, for label rows.
+    finished: Vec<Flow>,
+}
+
+impl FrameStream {
+    /// Checks the configuration and sets up the users; no packet is made yet.
+    pub fn new(cfg: GenerateConfig) -> Result<Self, GenerateError> {
+        cfg.validate()?;
+        let mix: Vec<(Class, u32)> = cfg.mix.iter().copied().filter(|(_, w)| *w > 0).collect();
+        let users: Vec<User> = (0..cfg.users)
+            .map(|i| {
+                let mut rng = Rng::seed_from_u64(cfg.seed);
+                rng.set_stream(i as u64 + 1);
+                let ip = client_ip(i, cfg.ipv6);
+                let n = i + 2;
+                let stagger = dist::uniform(&mut rng, 0.0, (cfg.duration_ns as f64 / 4e9).min(5.0));
+                let next_port = dist::range(&mut rng, 32768, 61000) as u16;
+                let next_rtp = 16384 + 2 * dist::range(&mut rng, 0, 4000) as u16;
+                User {
+                    ctx: UserCtx {
+                        idx: i,
+                        ip,
+                        mac: [0x02, 0x00, 0x0a, 0x01, (n >> 8) as u8, n as u8],
+                        rng,
+                        out: Out::new(),
+                        next_port,
+                        next_rtp,
+                        next_icmp_id: (i as u16).wrapping_mul(7919).wrapping_add(1),
+                        dns_cache: Vec::new(),
+                        sessions: 0,
+                    },
+                    class: class_of_user(&mix, i, cfg.users),
+                    session: None,
+                    next_start: cfg.start_ns + dist::ns(stagger),
+                    finished: false,
+                }
+            })
+            .collect();
+        let end = cfg.start_ns.saturating_add(cfg.duration_ns);
+        let mut s = FrameStream {
+            cfg,
+            end,
+            users,
+            heap: BinaryHeap::new(),
+            buf: Vec::with_capacity(2048),
+            last_ts: 0,
+            finished: Vec::new(),
+        };
+        let env = Env {
+            cfg: &s.cfg,
+            end: s.end,
+        };
+        for (i, u) in s.users.iter_mut().enumerate() {
+            if let Some(ts) = u.prepare(&env) {
+                s.heap.push(std::cmp::Reverse((ts, i as u32)));
+            }
+        }
+        Ok(s)
+    }
+
+    /// The users' first classes, in user order.
+    pub fn classes(&self) -> Vec<Class> {
+        self.users.iter().map(|u| u.class).collect()
+    }
+
+    /// Sessions started so far, per user, with the user's class.
+    pub fn sessions(&self) -> Vec<(Class, u64)> {
+        self.users
+            .iter()
+            .map(|u| (u.class, u.ctx.sessions))
+            .collect()
+    }
+
+    /// The next frame in timestamp order (ties by user), or `None` when
+    /// every user has finished.
+    pub fn next_frame(&mut self) -> Option<GeneratedFrame<'_>> {
+        let std::cmp::Reverse((_, i)) = self.heap.pop()?;
+        let env = Env {
+            cfg: &self.cfg,
+            end: self.end,
+        };
+        let u = &mut self.users[i as usize];
         let pkt = u.ctx.out.pop().expect("prepared packet");
         debug_assert!(pkt.ts >= self.last_ts, "frames out of order");
         self.last_ts = pkt.ts;
@@ -780,151 +973,31 @@ impl<W: Write, L: Write, P: Write> Writer<'_, W, L, P> {
             ipp,
             !pkt.from_client,
         );
-        self.cap.write_frame(
-            pkt.ts,
-            self.buf.len() as u32,
-            capture::LinkType::ETHERNET,
-            &self.buf,
-        )?;
-        self.summary.packets += 1;
-        self.summary.bytes += self.buf.len() as u64;
-        if self.summary.packets == 1 {
-            self.summary.first_ns = pkt.ts;
-        }
-        self.summary.last_ns = pkt.ts;
-        if let Some(p) = self.packet_labels.as_mut() {
-            writeln!(
-                p,
-                "{},{},u{}s{}",
-                self.summary.packets,
-                class.label(),
-                user,
-                session
-            )?;
-        }
         if let Some(f) = u.ctx.out.take_if_done(pkt.flow) {
-            self.label_row(&f)?;
+            self.finished.push(f);
         }
-        Ok(())
-    }
-}
-
-/// Generates the configured mix, writing frames to `cap`, one label row per
-/// flow to `labels` (header [`LABELS_HEADER`]) and, if given, one row per
-/// packet to `packet_labels` ([`PACKET_LABELS_HEADER`]). Frames are in
-/// timestamp order. The writers are flushed before returning, also on error,
-/// so partial output stays valid.
-pub fn generate_offline<W: Write, L: Write, P: Write>(
-    cfg: &GenerateConfig,
-    cap: &mut capture::CaptureWriter<W>,
-    labels: &mut L,
-    packet_labels: Option<&mut P>,
-) -> Result<Summary, GenerateError> {
-    cfg.validate()?;
-    let mut w = Writer {
-        cap,
-        labels,
-        packet_labels,
-        pcap_name: &cfg.pcap_name,
-        buf: Vec::with_capacity(2048),
-        summary: Summary::default(),
-        last_ts: 0,
-    };
-    let r = run(cfg, &mut w);
-    let f1 = w.cap.flush();
-    let f2 = w.labels.flush();
-    let f3 = w.packet_labels.as_mut().map(|p| p.flush());
-    r?;
-    f1?;
-    f2?;
-    if let Some(f) = f3 {
-        f?;
-    }
-    Ok(w.summary)
-}
-
-fn run<W: Write, L: Write, P: Write>(
-    cfg: &GenerateConfig,
-    w: &mut Writer<'_, W, L, P>,
-) -> Result<(), GenerateError> {
-    writeln!(w.labels, "{LABELS_HEADER}")?;
-    if let Some(p) = w.packet_labels.as_mut() {
-        writeln!(p, "{PACKET_LABELS_HEADER}")?;
-    }
-    let env = Env {
-        cfg,
-        end: cfg.start_ns + cfg.duration_ns,
-    };
-    let mix: Vec<(Class, u32)> = cfg.mix.iter().copied().filter(|(_, w)| *w > 0).collect();
-    let mut users: Vec<User> = (0..cfg.users)
-        .map(|i| {
-            let mut rng = Rng::seed_from_u64(cfg.seed);
-            rng.set_stream(i as u64 + 1);
-            let ip = client_ip(i, cfg.ipv6);
-            let n = i + 2;
-            let stagger = dist::uniform(&mut rng, 0.0, (cfg.duration_ns as f64 / 4e9).min(5.0));
-            let next_port = dist::range(&mut rng, 32768, 61000) as u16;
-            let next_rtp = 16384 + 2 * dist::range(&mut rng, 0, 4000) as u16;
-            User {
-                ctx: UserCtx {
-                    idx: i,
-                    ip,
-                    mac: [0x02, 0x00, 0x0a, 0x01, (n >> 8) as u8, n as u8],
-                    rng,
-                    out: Out::new(),
-                    next_port,
-                    next_rtp,
-                    next_icmp_id: (i as u16).wrapping_mul(7919).wrapping_add(1),
-                    dns_cache: Vec::new(),
-                    sessions: 0,
-                },
-                class: class_of_user(&mix, i, cfg.users),
-                session: None,
-                next_start: cfg.start_ns + dist::ns(stagger),
-                finished: false,
-            }
-        })
-        .collect();
-    for u in &users {
-        *w.summary
-            .sessions
-            .entry(u.class.name().to_string())
-            .or_default() += 0;
-    }
-    // Merge users by their next releasable packet.
-    let mut heap: BinaryHeap<std::cmp::Reverse<(u64, u32)>> = BinaryHeap::new();
-    for (i, u) in users.iter_mut().enumerate() {
+        // Merging by (time, user) releases frames in the same order as
+        // draining one user while it stays ahead of the others.
         if let Some(ts) = u.prepare(&env) {
-            heap.push(std::cmp::Reverse((ts, i as u32)));
+            self.heap.push(std::cmp::Reverse((ts, i)));
         }
+        Some(GeneratedFrame {
+            ts_ns: pkt.ts,
+            data: &self.buf,
+            class,
+            user,
+            session,
+        })
     }
-    while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
-        let u = &mut users[i as usize];
-        let bound = heap.peek().map_or(u64::MAX, |r| r.0 .0);
-        loop {
-            w.emit(u)?;
-            match u.prepare(&env) {
-                Some(ts) if ts < bound || (ts == bound && i < heap.peek().unwrap().0 .1) => {
-                    continue
-                }
-                Some(ts) => {
-                    heap.push(std::cmp::Reverse((ts, i)));
-                    break;
-                }
-                None => break,
-            }
+
+    /// Flows still held when the stream ends (sorted by first packet).
+    fn drain_open_flows(&mut self) -> Vec<Flow> {
+        let mut v = Vec::new();
+        for u in &mut self.users {
+            v.extend(u.ctx.out.drain_flows());
         }
+        v
     }
-    for u in &mut users {
-        *w.summary
-            .sessions
-            .entry(u.class.name().to_string())
-            .or_default() += u.ctx.sessions;
-        for f in u.ctx.out.drain_flows() {
-            w.label_row(&f)?;
-        }
-    }
-    Ok(())
 }
 
 /// Convenience for the CLI: writes `pcap_path` (pcapng if it ends in

@@ -10,7 +10,11 @@ pub struct WindowEstimate {
     /// Index (0-based, in pushed values) of the last value in the window.
     pub end_index: usize,
     pub h_local_whittle: Option<f64>,
+    /// 95 % interval of the Local Whittle estimate.
+    pub ci_local_whittle: Option<(f64, f64)>,
     pub h_wavelet: Option<f64>,
+    /// 95 % interval of the wavelet estimate.
+    pub ci_wavelet: Option<(f64, f64)>,
     /// sigma/mu of the window; None when the mean is 0.
     pub burstiness: Option<f64>,
     pub peak_to_mean: Option<f64>,
@@ -44,6 +48,21 @@ impl SlidingHurst {
 
     /// Adds one value; returns an estimate once `window` values are held and
     /// then every `every` values.
+    /// Values held (at most the window).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Forgets the values held (the series broke: a jump in time).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.pushed = 0;
+    }
+
     pub fn push(&mut self, v: f64) -> Option<WindowEstimate> {
         if self.buf.len() == self.window {
             self.buf.pop_front();
@@ -56,22 +75,22 @@ impl SlidingHurst {
         let (a, b) = self.buf.as_slices();
         let w: Vec<f64> = a.iter().chain(b).copied().collect();
         let mut errors = Vec::new();
-        let h_local_whittle = local_whittle(&w, &self.lw)
+        let lw = local_whittle(&w, &self.lw)
             .map_err(|e| errors.push(e.to_string()))
-            .ok()
-            .map(|e| e.h);
-        let h_wavelet = wavelet_abry_veitch(&w, &self.wavelet)
+            .ok();
+        let wav = wavelet_abry_veitch(&w, &self.wavelet)
             .map_err(|e| errors.push(e.to_string()))
-            .ok()
-            .map(|e| e.h);
+            .ok();
         let s = crate::Summary::of(&w);
         if s.is_none() {
             errors.push("window contains a non-finite value".into());
         }
         Some(WindowEstimate {
             end_index: self.pushed - 1,
-            h_local_whittle,
-            h_wavelet,
+            h_local_whittle: lw.as_ref().map(|e| e.h),
+            ci_local_whittle: lw.as_ref().and_then(|e| e.ci),
+            h_wavelet: wav.as_ref().map(|e| e.h),
+            ci_wavelet: wav.as_ref().and_then(|e| e.ci),
             burstiness: s.as_ref().and_then(|s| s.variability),
             peak_to_mean: s.as_ref().and_then(|s| s.peak_to_mean),
             errors,
