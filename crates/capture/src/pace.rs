@@ -32,9 +32,10 @@ impl Pacer {
         self
     }
 
-    /// Blocks until the frame stamped `ts_ns` is due.
-    pub fn wait(&mut self, ts_ns: u64) {
-        let Some(speed) = self.speed else { return };
+    /// How long until the frame stamped `ts_ns` is due, or `None` when it
+    /// is due now (or there is no pacing). The first frame anchors the clock.
+    pub fn due_in(&mut self, ts_ns: u64) -> Option<Duration> {
+        let speed = self.speed?;
         let (t0, ts0) = *self.anchor.get_or_insert((Instant::now(), ts_ns));
         // Out-of-order timestamps are released at once rather than rewinding.
         let offset_ns = ts_ns.saturating_sub(ts0) as f64 / speed;
@@ -42,11 +43,26 @@ impl Pacer {
         let now = Instant::now();
         if due > now {
             let ahead = due - now;
-            if ahead > Duration::from_millis(1) {
-                std::thread::sleep(ahead);
-            }
+            // Sleeping happens only when ahead by more than a millisecond.
+            (ahead > Duration::from_millis(1)).then_some(ahead)
         } else {
             self.max_lag = self.max_lag.max(now - due);
+            None
+        }
+    }
+
+    /// The capture time that corresponds to now, once anchored (for clock
+    /// ticks while a paced replay waits).
+    pub fn capture_now(&self) -> Option<u64> {
+        let speed = self.speed?;
+        let (t0, ts0) = self.anchor?;
+        Some(ts0 + (t0.elapsed().as_nanos() as f64 * speed) as u64)
+    }
+
+    /// Blocks until the frame stamped `ts_ns` is due.
+    pub fn wait(&mut self, ts_ns: u64) {
+        if let Some(d) = self.due_in(ts_ns) {
+            std::thread::sleep(d);
         }
     }
 }

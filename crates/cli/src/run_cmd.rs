@@ -364,8 +364,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     status_line.stop();
     let summary = match &written {
         Ok(w) => format!(
-            "{} outputs committed{}",
+            "{} outputs committed (store writer: {:.2} s CPU){}",
             w.committed,
+            w.cpu_s,
             if w.dropped > 0 {
                 format!(", {} DROPPED (the store could not write them)", w.dropped)
             } else {

@@ -215,3 +215,56 @@ fn run_store_equals_stats_classify_and_flows_on_every_pcap_apps_capture() {
     }
     eprintln!("{checked} captures: run's store equals stats, classify and flows");
 }
+
+/// Labels naming a class the model does not have (nDPI's `other`) are
+/// scored as misses and written as they are, in `classify --flows` and in
+/// `run`; neither crashes.
+#[test]
+fn labels_with_a_class_the_model_lacks_are_scored_not_a_crash() {
+    let labels = data_dir().join("labelled/labels.csv");
+    let cap = captures()
+        .into_iter()
+        .find(|p| p.ends_with("bittorrent.pcap"))
+        .expect("bittorrent.pcap in pcap-apps");
+    let flows_csv = temp_store("lacks-class.csv");
+    let out = run(&[
+        "classify",
+        "-r",
+        cap.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--flows",
+        flows_csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = csv_rows(&std::fs::read_to_string(&flows_csv).unwrap());
+    let other = rows.iter().filter(|r| r["label"] == "other").count();
+    assert!(other > 0, "the labels' own class is written: {rows:?}");
+    // The model has no `other`: such flows can only be misses or unanswered.
+    assert!(rows
+        .iter()
+        .filter(|r| r["label"] == "other")
+        .all(|r| r["prediction"] != "other"));
+    let data = temp_store("lacks-class");
+    run_into_store(&cap, &labels, &data);
+    let h = store::open_history(&data).unwrap();
+    let w = h.windows(0, u64::MAX / 2).unwrap();
+    let other: u64 = w
+        .iter()
+        .flat_map(|w| &w.by_class)
+        .filter(|c| c.class == "other")
+        .map(|c| c.hits + c.misses + c.unknown + c.pending)
+        .sum();
+    assert!(other > 0, "`other` is scored per window: {w:?}");
+    let hits: u64 = w
+        .iter()
+        .flat_map(|w| &w.by_class)
+        .filter(|c| c.class == "other")
+        .map(|c| c.hits)
+        .sum();
+    assert_eq!(hits, 0);
+}

@@ -95,8 +95,10 @@ pub struct Origin<'a> {
 pub enum Event<'a, 'b> {
     /// A frame and where it came from.
     Frame(&'a Frame<'b>, Origin<'a>),
-    /// About every 100 ms of a live capture: the wall clock in ns, so timers
-    /// (flow timeouts, bins) run without traffic.
+    /// The current time in capture-time terms, so timers (flow timeouts,
+    /// bins) run without traffic: about every 100 ms of a live capture (the
+    /// wall clock), and while a paced replay or the generator waits for its
+    /// next frame (the capture time that now corresponds to).
     Tick(u64),
 }
 
@@ -386,7 +388,9 @@ impl Input {
                 span.1 = span.1.max(frame.ts_ns);
                 frame.ts_ns += self.ts_offset;
             }
-            self.pacer.wait(frame.ts_ns);
+            if !pace(&mut self.pacer, frame.ts_ns, f)? {
+                return Ok(());
+            }
             self.passed += 1;
             let origin = Origin {
                 truth: None,
@@ -427,7 +431,9 @@ impl Input {
                     continue;
                 }
             }
-            self.pacer.wait(frame.ts_ns);
+            if !pace(&mut self.pacer, frame.ts_ns, f)? {
+                return Ok(());
+            }
             self.passed += 1;
             let origin = Origin {
                 truth: Some(g.class.label()),
@@ -510,6 +516,29 @@ impl Input {
     pub fn shows_progress(&self) -> bool {
         self.show_progress
     }
+}
+
+/// Waits until a paced frame is due, in steps of at most 100 ms, with a
+/// clock tick (the capture time of now) after each step, so bins close and
+/// flows time out while a replay or the generator is quiet. False when a
+/// stop was requested meanwhile.
+fn pace(
+    pacer: &mut Pacer,
+    ts_ns: u64,
+    f: &mut impl FnMut(Event<'_, '_>) -> io::Result<()>,
+) -> Result<bool, SourceError> {
+    while let Some(d) = pacer.due_in(ts_ns) {
+        if stop_requested() {
+            return Ok(false);
+        }
+        std::thread::sleep(d.min(Duration::from_millis(100)));
+        if let Some(now) = pacer.capture_now() {
+            if now < ts_ns {
+                f(Event::Tick(now))?;
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn progress_bar(path: &str, reader: &CaptureReader) -> Option<ProgressBar> {

@@ -100,7 +100,7 @@ pub struct Pipeline {
     /// name); lookups only when `has_labels`.
     labels: Labels,
     has_labels: bool,
-    open: HashMap<u64, OpenTruth>,
+    open: HashMap<u64, OpenTruth, foldhash::fast::RandomState>,
     windows: classify::WindowedEvaluator,
     bins: BinAggregator,
     hurst: [SlidingHurst; 3],
@@ -109,6 +109,8 @@ pub struct Pipeline {
     out: Vec<Output>,
     status: Arc<Status>,
     packets: u64,
+    /// Packets, bytes, malformed and newest time not yet added to `status`.
+    unpublished: (u64, u64, u64, u64),
 }
 
 impl Pipeline {
@@ -143,11 +145,12 @@ impl Pipeline {
             class_names,
             labels,
             has_labels,
-            open: HashMap::new(),
+            open: HashMap::default(),
             closed_bins: Vec::new(),
             out: Vec::new(),
             status,
             packets: 0,
+            unpublished: (0, 0, 0, 0),
         })
     }
 
@@ -167,12 +170,14 @@ impl Pipeline {
         let ts = frame.ts_ns;
         self.roll_to(ts);
         let pkt = decode::decode(frame.linktype, frame.data);
-        let st = &self.status;
-        st.packets.fetch_add(1, Relaxed);
-        st.bytes.fetch_add(frame.wire_len as u64, Relaxed);
-        st.malformed
-            .fetch_add(pkt.malformed.is_some() as u64, Relaxed);
-        st.last_packet_ns.fetch_max(ts, Relaxed);
+        // Counted here, published to the shared status every 256 packets.
+        self.unpublished.0 += 1;
+        self.unpublished.1 += frame.wire_len as u64;
+        self.unpublished.2 += pkt.malformed.is_some() as u64;
+        self.unpublished.3 = self.unpublished.3.max(ts);
+        if self.unpublished.0 >= 256 {
+            self.publish();
+        }
         let protocol = match (pkt.network, pkt.ip) {
             (_, Some(_)) => pkt.protocol_name(),
             (Network::Arp, None) => "ARP",
@@ -218,22 +223,25 @@ impl Pipeline {
                     Prediction::Unknown { .. } => k,
                     Prediction::Pending => k + 1,
                 };
-                let labels = &mut self.labels;
-                let has_labels = self.has_labels;
-                let entry = self.open.entry(v.flow_id).or_insert_with(|| {
-                    let truth = match origin.truth {
-                        Some(name) => Some(labels.class_id(name)),
-                        None if has_labels => {
+                // Ground truth is looked up once per flow, at its first
+                // packet, and kept while the flow is open.
+                if v.position == 1 {
+                    truth = match origin.truth {
+                        Some(name) => Some(self.labels.class_id(name)),
+                        None if self.has_labels => {
                             let (p, a, pa, b, pb) = v.tuple;
-                            labels
+                            self.labels
                                 .lookup_tuple(origin.file, p, (a, pa), (b, pb), v.flow_start_ns)
                                 .map(|m| m.class)
                         }
                         None => None,
                     };
-                    OpenTruth { truth }
-                });
-                truth = entry.truth;
+                    if truth.is_some() {
+                        self.open.insert(v.flow_id, OpenTruth { truth });
+                    }
+                } else if self.has_labels || origin.truth.is_some() {
+                    truth = self.open.get(&v.flow_id).and_then(|t| t.truth);
+                }
                 self.windows.record_prediction(ts, &v.prediction, truth);
             }
         }
@@ -254,10 +262,21 @@ impl Pipeline {
         }
     }
 
+    /// Adds the locally counted packets to the shared status.
+    fn publish(&mut self) {
+        let (p, b, m, t) = std::mem::take(&mut self.unpublished);
+        let st = &self.status;
+        st.packets.fetch_add(p, Relaxed);
+        st.bytes.fetch_add(b, Relaxed);
+        st.malformed.fetch_add(m, Relaxed);
+        st.last_packet_ns.fetch_max(t, Relaxed);
+    }
+
     /// A clock tick (live input, wall clock in ns): ends flows whose
     /// timeouts passed and closes bins and windows that ended at least
     /// `tick_grace_ns` ago.
     pub fn tick(&mut self, now_ns: u64) {
+        self.publish();
         let t = now_ns.saturating_sub(self.cfg.tick_grace_ns);
         self.classifier.advance_to(t);
         self.take_verdicts();
@@ -270,6 +289,7 @@ impl Pipeline {
 
     /// End of input: every open flow ends, the open bin and window close.
     pub fn finish(&mut self) {
+        self.publish();
         self.classifier.finish();
         self.take_verdicts();
         let active = self.classifier.open_flows() as u64;
@@ -306,6 +326,7 @@ impl Pipeline {
 
     /// Emits the bins that closed, feeding their fine series to the Hurst windows.
     fn close_bins(&mut self, jumped_after: bool) {
+        self.publish();
         let t0 = Instant::now();
         let bins = std::mem::take(&mut self.closed_bins);
         for bin in bins {
