@@ -147,7 +147,7 @@ pub fn run(args: CaptureArgs) -> Result<(), Failure> {
     let mut input = crate::input::open(&args.input)?;
     let format = OutputFormat::from_path(&args.write);
     let snaplen = match &input.source {
-        Source::Live(_) => args.input.snaplen,
+        Source::Live(_) => args.input.capture.snaplen,
         Source::File(_) | Source::Generator(_) => 262_144,
     };
     let mut out = Rotation {

@@ -55,15 +55,9 @@ enum Command {
     Run(Box<run_cmd::RunArgs>),
 }
 
-/// Options shared by every command that reads packets.
+/// Filter and live-capture options, shared by `run` and every command that reads packets.
 #[derive(Args, Debug, Clone)]
-pub struct InputArgs {
-    /// Capture file to read (pcap or pcapng, optionally gzip/zstd-compressed); `-` for standard input.
-    #[arg(short = 'r', long = "read", value_name = "FILE")]
-    pub read: Option<String>,
-    /// Capture live from this interface (`any` for all); needs root or CAP_NET_RAW.
-    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-    pub interface: Option<String>,
+pub struct CaptureOpts {
     /// tcpdump-style filter expression, e.g. 'tcp port 443 and host 10.0.0.1'.
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]
     pub filter: Option<String>,
@@ -83,6 +77,19 @@ pub struct InputArgs {
     /// index, like tcpdump 4.99) or LINUX_SLL (like older tcpdump -y).
     #[arg(short = 'y', long = "linktype", value_name = "TYPE", default_value = "LINUX_SLL2", value_parser = parse_cooked_header)]
     pub cooked_header: live::CookedHeader,
+}
+
+/// Options shared by every command that reads packets.
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Capture file to read (pcap or pcapng, optionally gzip/zstd-compressed); `-` for standard input.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<String>,
+    /// Capture live from this interface (`any` for all); needs root or CAP_NET_RAW.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    #[command(flatten)]
+    pub capture: CaptureOpts,
     /// Stop after this long (live capture), e.g. 30s, 5m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,

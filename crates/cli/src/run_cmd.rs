@@ -35,20 +35,8 @@ pub struct RunArgs {
     /// Generator: seed (the same seed gives the same traffic).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// tcpdump-style filter expression.
-    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
-    pub filter: Option<String>,
-    /// Live capture: bytes kept per packet.
-    #[arg(
-        short = 's',
-        long = "snaplen",
-        value_name = "BYTES",
-        default_value_t = 262_144
-    )]
-    pub snaplen: u32,
-    /// Live capture: do not put the interface in promiscuous mode.
-    #[arg(short = 'p', long = "no-promiscuous")]
-    pub no_promiscuous: bool,
+    #[command(flatten)]
+    pub capture: crate::CaptureOpts,
     /// Replay speed of files and the generator: 1 = real time (the
     /// default: a capture behaves like live traffic), 4 = four times
     /// faster, `max` = as fast as possible.
@@ -197,10 +185,10 @@ fn source_config(args: &RunArgs) -> Result<(SourceConfig, String), Failure> {
         files: args.read.clone(),
         interface: args.interface.clone(),
         generate,
-        filter: args.filter.clone(),
-        snaplen: args.snaplen,
-        promiscuous: !args.no_promiscuous,
-        cooked_header: live::CookedHeader::Sll2,
+        filter: args.capture.filter.clone(),
+        snaplen: args.capture.snaplen,
+        promiscuous: !args.capture.no_promiscuous,
+        cooked_header: args.capture.cooked_header,
         duration: args.duration,
         count: args.count,
         speed: args.speed.0,
@@ -275,12 +263,21 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let store_stats = Arc::new(store::StoreStats::default());
     let writer = store.writer().map_err(|e| Failure::Input(e.into()))?;
     let (tx, rx) = mpsc::sync_channel::<Output>(QUEUE);
-    status.queue_capacity.store(QUEUE as u64, Relaxed);
+    // The channel and the writer's in-memory backlog.
+    status.queue_capacity.store(
+        (QUEUE + store::WriterOptions::default().pending_capacity) as u64,
+        Relaxed,
+    );
     let writer_thread = store::spawn_writer(
         writer,
         rx,
         store_stats.clone(),
-        store::WriterOptions::default(),
+        store::WriterOptions {
+            // A bin reaches the writer when it closes and is on disk half a
+            // second later at most.
+            commit_interval: Duration::from_millis(500),
+            ..store::WriterOptions::default()
+        },
         Box::new(|_| {}),
     );
 
@@ -322,18 +319,39 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let mut input = Input::open(&source_cfg)?;
     input.track_kernel_drops(status.drops_kernel.clone());
     let status_line = StatusLine::start(status.clone(), store_stats.clone());
-    let send = |pipe: &mut Pipeline| -> std::io::Result<()> {
+    // Outputs go to the live stream at once and to the store writer in
+    // batches: at each closed bin (once a second of capture time), when
+    // 1024 are waiting, and at the end; a batch costs one wake-up, not one
+    // per flow.
+    let mut batch: Vec<Output> = Vec::with_capacity(1024);
+    let mut sent = 0u64;
+    let mut send = |pipe: &mut Pipeline, force: bool| -> std::io::Result<()> {
+        let mut bin_closed = false;
         for o in pipe.drain() {
             if let Some(l) = &live_tx {
                 // No subscriber is not an error.
                 let _ = l.send(Arc::new(o.clone()));
             }
-            // Blocks when the store falls behind: a file waits, a live
-            // capture's kernel ring fills and its drops are counted there.
-            tx.send(o)
-                .map_err(|_| std::io::Error::other("the store writer stopped"))?;
+            bin_closed |= matches!(o, Output::Bin(_));
+            batch.push(o);
         }
-        status.queue_len.store(0, Relaxed);
+        if bin_closed || force || batch.len() >= 1024 {
+            for o in batch.drain(..) {
+                // Blocks when the store falls behind: a file waits, a live
+                // capture's kernel ring fills and its drops are counted there.
+                tx.send(o)
+                    .map_err(|_| std::io::Error::other("the store writer stopped"))?;
+                sent += 1;
+            }
+        }
+        let done = store_stats.bins_written.load(Relaxed)
+            + store_stats.windows_written.load(Relaxed)
+            + store_stats.hurst_written.load(Relaxed)
+            + store_stats.flows_written.load(Relaxed)
+            + store_stats.drops.load(Relaxed);
+        status
+            .queue_len
+            .store(sent.saturating_sub(done) + batch.len() as u64, Relaxed);
         Ok(())
     };
     let result = input.for_each(|ev| {
@@ -342,7 +360,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             Event::Tick(now) => pipe.tick(now),
         }
         if pipe.pending_outputs() > 0 {
-            send(&mut pipe)?;
+            send(&mut pipe, false)?;
         }
         Ok(())
     });
@@ -350,7 +368,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         status.drops_kernel.store(s.dropped, Relaxed);
     }
     pipe.finish();
-    let sent = send(&mut pipe);
+    let sent = send(&mut pipe, true);
     status.source_done.store(true, Relaxed);
     input.report_live();
     if let Err(e) = &result {

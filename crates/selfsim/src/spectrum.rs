@@ -1,5 +1,11 @@
 //! Periodogram at the Fourier frequencies.
+use std::cell::RefCell;
+
 use realfft::RealFftPlanner;
+
+thread_local! {
+    static PLANNER: RefCell<RealFftPlanner<f64>> = RefCell::new(RealFftPlanner::new());
+}
 
 /// Periodogram I(lambda_j) = |sum_t x_t e^{-i lambda_j t}|^2 / (2 pi N) at
 /// lambda_j = 2 pi j / N for j = 1..=m (m <= (N-1)/2). Returns (lambda, I).
@@ -7,8 +13,9 @@ use realfft::RealFftPlanner;
 pub(crate) fn periodogram(x: &[f64], m: usize) -> (Vec<f64>, Vec<f64>) {
     let n = x.len();
     let m = m.min((n - 1) / 2);
-    let mut planner = RealFftPlanner::<f64>::new();
-    let fft = planner.plan_fft_forward(n);
+    // The planner keeps its plans: a sliding window asks for the same size
+    // again and again, and planning (twiddle factors) costs more than the FFT.
+    let fft = PLANNER.with(|p| p.borrow_mut().plan_fft_forward(n));
     let mean = crate::stats::mean(x);
     let mut input: Vec<f64> = x.iter().map(|v| v - mean).collect();
     let mut out = fft.make_output_vec();
