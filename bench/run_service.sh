@@ -9,7 +9,10 @@
 #   trafficscope run -r F --speed max --no-listen        (+ bins, windows, fine series,
 #                                                           sliding Hurst, store commits)
 #
-# Environment: BENCH_PACKETS (default 2000000), BENCH_DIR (default
+# Environment: BENCH_PACKETS (default 2000000), BENCH_TIME_SCALES (default
+# "1 100": the benchmark capture spans 29 h of capture time, so per-second
+# work — bins, Hurst estimates, their rows in the store — weighs as much as
+# per-packet work; at 100 the same packets play in 17 min), BENCH_DIR (default
 # /work/bench-data, never inside the repository), BENCH_RUNS (runs per
 # command, the one with least CPU time is kept; default 2), CARGO_TARGET_DIR.
 # CPU time is user + sys from /usr/bin/time -v; the store's share is the CPU
@@ -37,12 +40,17 @@ fi
 say "building trafficscope (release)"
 (cd "$REPO" && cargo build --release -q -p trafficscope --bin trafficscope --example make_bench_capture)
 BIN="$CARGO_TARGET_DIR/release/trafficscope"
-F="$BENCH_DIR/bench-$BENCH_PACKETS.pcap"
-if [[ ! -s "$F" ]]; then
-    say "building $F"
-    "$CARGO_TARGET_DIR/release/examples/make_bench_capture" "$F" --packets "$BENCH_PACKETS" 2>"$LOG/make.log" \
-        || { cat "$LOG/make.log" >&2; die "building the capture failed"; }
-fi
+BENCH_TIME_SCALES="${BENCH_TIME_SCALES:-1 100}"
+capture_for() { # scale -> path, built if missing
+    local f="$BENCH_DIR/bench-$BENCH_PACKETS.pcap"
+    [[ "$1" == 1 ]] || f="$BENCH_DIR/bench-$BENCH_PACKETS-x$1.pcap"
+    if [[ ! -s "$f" ]]; then
+        say "building $f"
+        "$CARGO_TARGET_DIR/release/examples/make_bench_capture" "$f" --packets "$BENCH_PACKETS" \
+            --time-scale "$1" 2>"$LOG/make.log" || { cat "$LOG/make.log" >&2; die "building the capture failed"; }
+    fi
+    printf '%s\n' "$f"
+}
 
 ROWS=()
 # measure LABEL CMD... : best of BENCH_RUNS by CPU; sets CPU RSS WALL ERR
@@ -71,6 +79,9 @@ measure() {
 }
 
 command -v bc >/dev/null || apt-get install -y -qq bc >/dev/null 2>&1 || die "bc is missing"
+for SCALE in $BENCH_TIME_SCALES; do
+ROWS=()
+F="$(capture_for "$SCALE")"
 measure "\`flows -o /dev/null\`" "$BIN" flows -r "$F" -o /dev/null
 FLOWS_CPU=$CPU
 measure "\`classify\`" "$BIN" classify -r "$F"
@@ -83,7 +94,7 @@ STORE_SIZE=$(du -sb "$BENCH_DIR/run-store" | cut -f1)
 SUMMARY=$(grep -E 'packets, [0-9]+ bins' "$ERR" | sed 's/^trafficscope: //')
 
 echo
-echo "$BENCH_PACKETS packets ($(stat -c %s "$F") bytes), best of $BENCH_RUNS runs by CPU time, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$F: $BENCH_PACKETS packets, time scale $SCALE; best of $BENCH_RUNS runs by CPU time, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| command | CPU s | M packets/s (CPU) | peak RSS MB | wall s |"
 echo "|---|---:|---:|---:|---:|"
@@ -94,3 +105,4 @@ printf 'run / flows: %.2fx CPU; run / classify: %.2fx; store writer thread: %s s
     "$STORE_CPU" "$(echo "100 * $STORE_CPU / $RUN_CPU" | bc -l)"
 echo "run: $SUMMARY"
 echo "store: $STORE_SIZE bytes after the run"
+done

@@ -323,11 +323,28 @@ impl Input {
                 return Ok(false);
             }
             next = 0;
-            self.passes += 1;
             // The next pass starts 1 ms after this one ended, in capture time.
             if let Some((first, last)) = self.pass_span.take() {
-                self.ts_offset += last.saturating_sub(first) + 1_000_000;
+                let span = last.saturating_sub(first) + 1_000_000;
+                // Times are kept as signed 64-bit ns downstream (SQLite):
+                // stop before the next pass would pass 2262.
+                let fits = self
+                    .ts_offset
+                    .checked_add(span)
+                    .and_then(|o| o.checked_add(last))
+                    .is_some_and(|end| end <= i64::MAX as u64);
+                if !fits {
+                    eprintln!(
+                        "trafficscope: --loop stops after {} passes: the files span {:.0} days of \
+                         capture time, and another pass would run past the year 2262",
+                        self.passes + 1,
+                        span as f64 / 86_400e9
+                    );
+                    return Ok(false);
+                }
+                self.ts_offset += span;
             }
+            self.passes += 1;
         }
         let reader = CaptureReader::open(&self.files[next])?;
         self.source = Source::File(reader);
@@ -557,4 +574,72 @@ fn progress_bar(path: &str, reader: &CaptureReader) -> Option<ProgressBar> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     Some(pb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pcap with one frame at each of `times_ns`.
+    fn pcap(name: &str, times_ns: &[u64]) -> String {
+        let path = std::env::temp_dir().join(format!("ts-source-{}-{name}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = capture::CaptureWriter::new(file, capture::OutputFormat::Pcap, 65_535);
+        for &t in times_ns {
+            w.write_frame(t, 60, LinkType::ETHERNET, &[0u8; 60])
+                .unwrap();
+        }
+        w.flush().unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn times(cfg: &SourceConfig) -> Vec<u64> {
+        let mut input = Input::open(cfg).unwrap();
+        let mut seen = Vec::new();
+        input
+            .for_each(|ev| {
+                if let Event::Frame(f, _) = ev {
+                    seen.push(f.ts_ns);
+                }
+                Ok(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn looped_files_continue_forwards_in_capture_time() {
+        let s = 1_000_000_000u64;
+        let p = pcap("loop.pcap", &[100 * s, 101 * s, 103 * s]);
+        let cfg = SourceConfig {
+            files: vec![p.clone()],
+            loop_files: true,
+            count: Some(9),
+            ..SourceConfig::default()
+        };
+        let t = times(&cfg);
+        // Each pass starts 1 ms after the previous one ended.
+        let pass = 3 * s + 1_000_000;
+        let want: Vec<u64> = (0..3)
+            .flat_map(|k| [100 * s, 101 * s, 103 * s].map(|x| x + k * pass))
+            .collect();
+        assert_eq!(t, want);
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn a_loop_over_captures_spanning_centuries_stops_before_times_overflow() {
+        let year = 365 * 86_400 * 1_000_000_000u64;
+        let p = pcap("centuries.pcap", &[0, 100 * year]);
+        let cfg = SourceConfig {
+            files: vec![p.clone()],
+            loop_files: true,
+            ..SourceConfig::default()
+        };
+        let t = times(&cfg);
+        assert!(t.len() >= 4 && t.len().is_multiple_of(2), "{t:?}");
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "forwards: {t:?}");
+        assert!(t.iter().all(|&x| x <= i64::MAX as u64), "{t:?}");
+        let _ = std::fs::remove_file(p);
+    }
 }
