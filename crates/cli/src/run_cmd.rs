@@ -76,8 +76,9 @@ pub struct RunArgs {
     /// Sliding Hurst window, in 0.1 s bins.
     #[arg(long = "hurst-window", value_name = "BINS", default_value_t = 4096)]
     pub hurst_window: usize,
-    /// Re-estimate the Hurst parameter every this many 0.1 s bins.
-    #[arg(long = "hurst-every", value_name = "BINS", default_value_t = 100)]
+    /// Re-estimate the Hurst parameter every this many 0.1 s bins (600: once
+    /// a minute of capture time).
+    #[arg(long = "hurst-every", value_name = "BINS", default_value_t = 600)]
     pub hurst_every: usize,
     /// Store directory (created 0700); default: $XDG_DATA_HOME/trafficscope
     /// or ~/.local/share/trafficscope.

@@ -30,7 +30,8 @@ pub struct PipelineConfig {
     pub window_ns: u64,
     /// Sliding Hurst window, in fine bins (default 4096, ~7 min at 0.1 s).
     pub hurst_window: usize,
-    /// Re-estimate every this many fine bins (default 100, 10 s at 0.1 s).
+    /// Re-estimate every this many fine bins (default 600, 1 min at 0.1 s:
+    /// successive ~7 min windows still overlap by 85 %).
     pub hurst_every: usize,
     /// First answer after k packets, threshold, flow-table settings.
     pub streaming: StreamingConfig,
@@ -47,7 +48,7 @@ impl Default for PipelineConfig {
             fine_ns: 100_000_000,
             window_ns: 5_000_000_000,
             hurst_window: 4096,
-            hurst_every: 100,
+            hurst_every: 600,
             streaming: StreamingConfig::default(),
             local_net: LocalNets::default(),
             tick_grace_ns: 200_000_000,
