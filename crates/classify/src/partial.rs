@@ -31,6 +31,11 @@ pub struct FlowBuilder {
 }
 
 impl FlowBuilder {
+    /// The first application protocol recognised in the payload so far.
+    pub fn detected_app(&self) -> Option<&'static str> {
+        self.app.detected
+    }
+
     /// Starts a flow from its first packet seen. `forward` says whether this
     /// packet travels initiator → responder (from [`flow::Placement`]).
     pub fn new(flow_id: u64, pkt: &decode::Packet<'_>, forward: bool, ts_ns: u64) -> Option<Self> {

@@ -82,6 +82,9 @@ pub struct PacketVerdict {
     pub tuple: (u8, IpAddr, u16, IpAddr, u16),
     pub flow_start_ns: u64,
     pub prediction: Prediction,
+    /// The application the flow's payload was recognised as so far (the
+    /// first protocol `decode` named: `tls`, `quic`, `dns`, …).
+    pub app: Option<&'static str>,
 }
 
 /// A flow's final answer, given when it ends.
@@ -215,6 +218,7 @@ impl StreamingClassifier {
             tuple: f.builder.tuple(),
             flow_start_ns: f.builder.start_ns(),
             prediction: f.prediction,
+            app: f.builder.detected_app(),
         })
     }
 

@@ -207,6 +207,40 @@ fn run_store_equals_stats_classify_and_flows_on_every_pcap_apps_capture() {
         got.sort_by_key(key);
         want.sort_by_key(key);
         assert_eq!(got, want, "{name}: flow records");
+        // Packets by application as known when they arrived: they add up
+        // with the directions (IP packets in flows), and no application
+        // holds more packets than the flows `flows` recognised it in (a
+        // flow's earlier packets count as unrecognised; an HTTP CONNECT
+        // flow is `http` until its TLS is seen).
+        let apps = dim_map(&totals, Dim::App);
+        let sum = |m: &BTreeMap<String, (u64, u64)>| {
+            m.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1))
+        };
+        assert_eq!(sum(&apps), sum(&dim_map(&totals, Dim::Direction)), "{name}");
+        let mut by_app: BTreeMap<String, u64> = BTreeMap::new();
+        for r in &want {
+            let packets =
+                r["fwd"]["packets"].as_u64().unwrap() + r["bwd"]["packets"].as_u64().unwrap();
+            let protocols = r["app"]["protocols"].as_str().unwrap_or("");
+            let mut seen: Vec<&str> = protocols.split('+').filter(|p| !p.is_empty()).collect();
+            seen.extend(r["app"]["detected"].as_str());
+            seen.sort();
+            seen.dedup();
+            if seen.is_empty() {
+                seen.push("unrecognised");
+            }
+            for app in seen {
+                *by_app.entry(app.to_string()).or_default() += packets;
+            }
+        }
+        for (app, (p, _)) in &apps {
+            let in_flows = by_app.get(app).copied().unwrap_or(0);
+            if app == "unrecognised" {
+                assert!(*p >= in_flows, "{name}: {app} {p} < {in_flows}");
+            } else {
+                assert!(*p <= in_flows && *p > 0, "{name}: {app} {p} > {in_flows}");
+            }
+        }
         // Every flow carries an answer, and known flows their truth.
         for f in &page.flows {
             assert!(f["class"].is_string(), "{name}: {f}");

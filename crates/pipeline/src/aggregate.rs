@@ -50,6 +50,8 @@ pub struct PacketFacts {
     pub protocol: &'static str,
     pub service: Option<&'static str>,
     pub direction: Option<&'static str>,
+    /// The flow's application so far (IP packets in a flow only).
+    pub app: Option<&'static str>,
     /// 0 other, 1 TCP, 2 UDP: which fine series besides the total.
     pub transport: u8,
     pub flow_started: bool,
@@ -73,6 +75,7 @@ pub struct BinAggregator {
     protocols: StaticCounts,
     services: StaticCounts,
     directions: StaticCounts,
+    apps: StaticCounts,
     flows_started: u64,
     flows_ended: StaticCounts,
     fine: [Vec<u64>; 3],
@@ -96,6 +99,7 @@ impl BinAggregator {
             protocols: StaticCounts::default(),
             services: StaticCounts::default(),
             directions: StaticCounts::default(),
+            apps: StaticCounts::default(),
             flows_started: 0,
             flows_ended: StaticCounts::default(),
             fine: [vec![0; n], vec![0; n], vec![0; n]],
@@ -167,6 +171,9 @@ impl BinAggregator {
         if let Some(d) = p.direction {
             self.directions.add(d, bytes);
         }
+        if let Some(a) = p.app {
+            self.apps.add(a, bytes);
+        }
         self.flows_started += p.flow_started as u64;
         let i = (p.ts_ns.saturating_sub(start) / self.fine_ns) as usize;
         let i = i.min(self.fine[0].len() - 1);
@@ -208,6 +215,7 @@ impl BinAggregator {
             (Dim::Protocol, &self.protocols),
             (Dim::Service, &self.services),
             (Dim::Direction, &self.directions),
+            (Dim::App, &self.apps),
         ] {
             for e in &sc.0 {
                 push(dim, e.0, e.1, e.2);
@@ -248,6 +256,7 @@ impl BinAggregator {
         self.protocols.clear();
         self.services.clear();
         self.directions.clear();
+        self.apps.clear();
         self.flows_ended.clear();
         self.flows_started = 0;
         for f in &mut self.fine {
@@ -294,6 +303,7 @@ mod tests {
             protocol: if transport == 1 { "TCP" } else { "UDP" },
             service: Some("https"),
             direction: Some("up"),
+            app: Some("tls"),
             transport,
             flow_started: false,
         }
@@ -323,6 +333,7 @@ mod tests {
         assert_eq!(b.count(Dim::Protocol, "TCP"), (2, 130));
         assert_eq!(b.count(Dim::Protocol, "UDP"), (1, 50));
         assert_eq!(b.count(Dim::TrueClass, "unlabelled"), (3, 180));
+        assert_eq!(b.count(Dim::App, "tls"), (3, 180));
         assert_eq!(b.flows_active, 7);
         // Fine bins: 150 bytes at index 2 (.25 s), 30 at index 9 (.95 s).
         let mut want = vec![0u64; 10];

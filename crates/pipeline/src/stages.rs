@@ -195,6 +195,7 @@ impl Pipeline {
             protocol,
             service: None,
             direction: None,
+            app: None,
             transport: match pkt.transport {
                 Transport::Tcp(_) => 1,
                 Transport::Udp { .. } => 2,
@@ -219,6 +220,7 @@ impl Pipeline {
                         .as_str(),
                 );
                 facts.flow_started = v.position == 1;
+                facts.app = Some(v.app.unwrap_or("unrecognised"));
                 facts.class = match v.prediction {
                     Prediction::Class { class, .. } => class,
                     Prediction::Unknown { .. } => k,

@@ -23,15 +23,21 @@ pub enum Dim {
     Service,
     /// `up`, `down`, `local`, `transit` (as `stats`); IP packets in a flow only.
     Direction,
+    /// The application the flow's payload had been recognised as when the
+    /// packet arrived (the first protocol `decode` names: `tls`, `quic`,
+    /// `dns`, `http`, `rtp`, …), `unrecognised` before or without one; IP
+    /// packets in a flow only, so its keys add up with `direction`'s.
+    App,
 }
 
 impl Dim {
-    pub const ALL: [Dim; 5] = [
+    pub const ALL: [Dim; 6] = [
         Dim::Class,
         Dim::TrueClass,
         Dim::Protocol,
         Dim::Service,
         Dim::Direction,
+        Dim::App,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +47,7 @@ impl Dim {
             Dim::Protocol => "protocol",
             Dim::Service => "service",
             Dim::Direction => "direction",
+            Dim::App => "app",
         }
     }
 
