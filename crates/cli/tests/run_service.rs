@@ -458,3 +458,85 @@ fn a_restart_continues_one_history_with_the_stop_as_a_gap() {
     assert!(w.iter().map(|w| w.hits).sum::<u64>() > 0, "{w:?}");
     let _ = line_sum;
 }
+
+/// A full disk: ingest goes on in memory, the API says the store is
+/// failing, and once space returns the backlog is committed — no second of
+/// the history is missing. Root only (a small tmpfs is mounted for it).
+#[test]
+fn a_full_disk_is_reported_and_the_backlog_committed_when_space_returns() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = temp_dir("full-disk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: could not mount a tmpfs");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let data = dir.join("store");
+    let svc = Service::start(&[
+        "--generate",
+        "web=3,video=1,voip=2",
+        "--users",
+        "10",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    // Fill what is left of the file system.
+    let filler = dir.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let wait_for = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, sum) = svc.get("/api/v1/summary");
+            assert_eq!(code, 200);
+            if cond(&sum) {
+                return sum;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {sum}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let failing = wait_for("failing", &|s| s["store"]["failing"] == true);
+    assert!(failing["store"]["last_error"].is_string(), "{failing}");
+    let (_, health) = svc.get("/api/v1/health");
+    assert_eq!(health["status"], "degraded", "{health}");
+    std::thread::sleep(Duration::from_secs(2));
+    // Space returns: the backlog is committed and nothing was dropped.
+    std::fs::remove_file(&filler).unwrap();
+    let ok = wait_for("recovered", &|s| {
+        s["store"]["failing"] == false && s["store"]["pending"] == 0
+    });
+    assert_eq!(ok["drops"]["store"], 0, "{ok}");
+    assert!(svc.stop().success());
+    let h = store::open_history(&data).unwrap();
+    let secs = per_second(&h, 0, u64::MAX / 2);
+    let held: Vec<bool> = secs.iter().map(|(_, v)| v.is_some()).collect();
+    let first = held.iter().position(|h| *h).unwrap();
+    let last = held.iter().rposition(|h| *h).unwrap();
+    assert!(last - first >= 5, "{held:?}");
+    assert!(
+        held[first..=last].iter().all(|h| *h),
+        "a second lost while the disk was full: {held:?}"
+    );
+}
