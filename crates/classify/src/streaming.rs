@@ -62,6 +62,17 @@ pub enum Prediction {
 }
 
 impl Prediction {
+    /// Position of this answer in the model's class names followed by
+    /// `unknown` and `pending` (`n_classes` and `n_classes + 1`): where
+    /// per-answer counters keep it.
+    pub fn slot(&self, n_classes: usize) -> usize {
+        match self {
+            Prediction::Class { class, .. } => *class,
+            Prediction::Unknown { .. } => n_classes,
+            Prediction::Pending => n_classes + 1,
+        }
+    }
+
     /// The class, if confident.
     pub fn class(&self) -> Option<usize> {
         match self {

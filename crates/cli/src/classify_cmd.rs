@@ -459,11 +459,7 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
             Prediction::Class { class, .. } => Some(class),
             _ => None,
         };
-        by_class[match v.prediction {
-            Prediction::Class { class, .. } => class,
-            Prediction::Unknown { .. } => names.len(),
-            Prediction::Pending => names.len() + 1,
-        }] += 1;
+        by_class[v.prediction.slot(names.len())] += 1;
         let truth = labels.as_mut().and_then(|l| {
             let (p, a, pa, b, pb) = v.tuple;
             l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.flow_start_ns)

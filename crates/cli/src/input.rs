@@ -23,16 +23,10 @@ pub fn source_config(args: &InputArgs) -> SourceConfig {
     SourceConfig {
         files: args.read.iter().cloned().collect(),
         interface: args.interface.clone(),
-        generate: None,
-        filter: args.capture.filter.clone(),
-        snaplen: args.capture.snaplen,
-        promiscuous: !args.capture.no_promiscuous,
-        cooked_header: args.capture.cooked_header,
         duration: args.duration,
         count: args.count,
         speed: args.speed.0,
-        loop_files: false,
-        progress: true,
+        ..args.capture.source_config()
     }
 }
 

@@ -79,6 +79,20 @@ pub struct CaptureOpts {
     pub cooked_header: live::CookedHeader,
 }
 
+impl CaptureOpts {
+    /// A source configuration with these filter and capture settings, the
+    /// rest as `SourceConfig::default()`.
+    pub fn source_config(&self) -> pipeline::SourceConfig {
+        pipeline::SourceConfig {
+            filter: self.filter.clone(),
+            snaplen: self.snaplen,
+            promiscuous: !self.no_promiscuous,
+            cooked_header: self.cooked_header,
+            ..pipeline::SourceConfig::default()
+        }
+    }
+}
+
 /// Options shared by every command that reads packets.
 #[derive(Args, Debug, Clone)]
 pub struct InputArgs {

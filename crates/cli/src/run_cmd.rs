@@ -186,15 +186,12 @@ fn source_config(args: &RunArgs) -> Result<(SourceConfig, String), Failure> {
         files: args.read.clone(),
         interface: args.interface.clone(),
         generate,
-        filter: args.capture.filter.clone(),
-        snaplen: args.capture.snaplen,
-        promiscuous: !args.capture.no_promiscuous,
-        cooked_header: args.capture.cooked_header,
         duration: args.duration,
         count: args.count,
         speed: args.speed.0,
         loop_files: args.loop_files,
         progress: false,
+        ..args.capture.source_config()
     };
     Ok((cfg, describe))
 }
@@ -329,8 +326,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let mut send = |pipe: &mut Pipeline, force: bool| -> std::io::Result<()> {
         let mut bin_closed = false;
         for o in pipe.drain() {
-            if let Some(l) = &live_tx {
-                // No subscriber is not an error.
+            // Copied for the live stream only while someone listens.
+            if let Some(l) = live_tx.as_ref().filter(|l| l.receiver_count() > 0) {
                 let _ = l.send(Arc::new(o.clone()));
             }
             bin_closed |= matches!(o, Output::Bin(_));

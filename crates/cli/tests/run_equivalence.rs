@@ -40,33 +40,6 @@ fn temp_store(name: &str) -> PathBuf {
     d
 }
 
-/// `run -r CAP --speed max --no-listen` into a fresh store, with labels.
-fn run_into_store(cap: &Path, labels: &Path, data: &Path) {
-    let out = run(&[
-        "run",
-        "-r",
-        cap.to_str().unwrap(),
-        "--speed",
-        "max",
-        "--no-listen",
-        "--labels",
-        labels.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        // Some captures span years: keep everything.
-        "--bin-retention",
-        "36500d",
-        "--flow-retention",
-        "36500d",
-    ]);
-    assert!(
-        out.status.success(),
-        "run on {} failed: {}",
-        cap.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn map_of(v: &serde_json::Value) -> BTreeMap<String, (u64, u64)> {
     v.as_object()
         .unwrap()
@@ -110,7 +83,7 @@ fn run_store_equals_stats_classify_and_flows_on_every_pcap_apps_capture() {
     for cap in captures() {
         let name = cap.file_name().unwrap().to_string_lossy().to_string();
         let data = temp_store(&name);
-        run_into_store(&cap, &labels, &data);
+        run_offline(&cap, &labels, &data);
         let history = store::open_history(&data).expect("store opens");
         let totals = history.totals(0, u64::MAX).unwrap();
 
@@ -284,7 +257,7 @@ fn labels_with_a_class_the_model_lacks_are_scored_not_a_crash() {
         .filter(|r| r["label"] == "other")
         .all(|r| r["prediction"] != "other"));
     let data = temp_store("lacks-class");
-    run_into_store(&cap, &labels, &data);
+    run_offline(&cap, &labels, &data);
     let h = store::open_history(&data).unwrap();
     let w = h.windows(0, u64::MAX / 2).unwrap();
     let other: u64 = w

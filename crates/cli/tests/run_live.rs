@@ -348,23 +348,7 @@ fn live_run_stores_exactly_what_the_generator_sent() {
     );
 
     // The oracle: the recording, counted again offline with the labels.
-    let out = run(&[
-        "run",
-        "-r",
-        rec.to_str().unwrap(),
-        "--speed",
-        "max",
-        "--no-listen",
-        "--labels",
-        labels.to_str().unwrap(),
-        "--data",
-        offline.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_offline(&rec, &labels, &offline);
 
     // 3. Stored = captured (live), stored = recorded (offline).
     let live_h = store::open_history(&live).unwrap();

@@ -230,11 +230,8 @@ impl BinAggregator {
             .map(|e| (e.0.to_string(), e.1))
             .collect();
         flows_ended.sort();
-        let fine_bytes = [
-            self.fine[0].clone(),
-            self.fine[1].clone(),
-            self.fine[2].clone(),
-        ];
+        let n = self.fine[0].len();
+        let fine_bytes = [0, 1, 2].map(|s| std::mem::replace(&mut self.fine[s], vec![0; n]));
         let fine = [0, 1, 2].map(|s| fine_stats(&fine_bytes[s]));
         let bin = Bin {
             start_ns,
@@ -259,9 +256,6 @@ impl BinAggregator {
         self.apps.clear();
         self.flows_ended.clear();
         self.flows_started = 0;
-        for f in &mut self.fine {
-            f.iter_mut().for_each(|v| *v = 0);
-        }
         bin
     }
 

@@ -122,7 +122,6 @@ pub struct Input {
     /// Compiled per link type, for files (pcapng may mix link types).
     filters: Vec<(u32, filter::Program)>,
     progress: Option<ProgressBar>,
-    show_progress: bool,
     /// Frames read from the source (before the filter).
     pub read: u64,
     /// Frames that passed the filter.
@@ -232,7 +231,6 @@ impl Input {
             filter_expr: None,
             filters: Vec::new(),
             progress,
-            show_progress: cfg.progress,
             read: 0,
             passed: 0,
             kernel_drops: None,
@@ -527,11 +525,6 @@ impl Input {
                 self.passed, s.received, s.dropped
             );
         }
-    }
-
-    /// Whether the progress bar may be shown (kept for commands that draw their own status).
-    pub fn shows_progress(&self) -> bool {
-        self.show_progress
     }
 }
 

@@ -86,11 +86,6 @@ const UNKNOWN: &str = "unknown";
 const PENDING: &str = "pending";
 const NO_FLOW: &str = "no-flow";
 
-/// A flow's ground truth while it is open.
-struct OpenTruth {
-    truth: Option<usize>,
-}
-
 /// The stages of one source.
 pub struct Pipeline {
     cfg: PipelineConfig,
@@ -101,7 +96,7 @@ pub struct Pipeline {
     /// name); lookups only when `has_labels`.
     labels: Labels,
     has_labels: bool,
-    open: HashMap<u64, OpenTruth, foldhash::fast::RandomState>,
+    open: HashMap<u64, usize, foldhash::fast::RandomState>,
     windows: classify::WindowedEvaluator,
     bins: BinAggregator,
     hurst: [SlidingHurst; 3],
@@ -131,12 +126,8 @@ impl Pipeline {
         keys.extend([UNKNOWN, PENDING, NO_FLOW].map(String::from));
         let has_labels = labels.is_some();
         let labels = labels.unwrap_or_else(|| Labels::new(class_names.clone()));
-        let mk = || {
-            let mut h = SlidingHurst::new(cfg.hurst_window, cfg.hurst_every);
-            // The estimators' defaults, as `analyze --window` uses them.
-            h.lw = selfsim::estimators::LocalWhittleConfig::default();
-            h
-        };
+        // The estimators' defaults, as `analyze --window` uses them.
+        let mk = || SlidingHurst::new(cfg.hurst_window, cfg.hurst_every);
         Ok(Pipeline {
             windows: classify::WindowedEvaluator::new(cfg.window_ns),
             bins: BinAggregator::new(cfg.bin_ns, cfg.fine_ns, keys),
@@ -221,11 +212,7 @@ impl Pipeline {
                 );
                 facts.flow_started = v.position == 1;
                 facts.app = Some(v.app.unwrap_or("unrecognised"));
-                facts.class = match v.prediction {
-                    Prediction::Class { class, .. } => class,
-                    Prediction::Unknown { .. } => k,
-                    Prediction::Pending => k + 1,
-                };
+                facts.class = v.prediction.slot(k);
                 // Ground truth is looked up once per flow, at its first
                 // packet, and kept while the flow is open.
                 if v.position == 1 {
@@ -239,11 +226,11 @@ impl Pipeline {
                         }
                         None => None,
                     };
-                    if truth.is_some() {
-                        self.open.insert(v.flow_id, OpenTruth { truth });
+                    if let Some(t) = truth {
+                        self.open.insert(v.flow_id, t);
                     }
                 } else if self.has_labels || origin.truth.is_some() {
-                    truth = self.open.get(&v.flow_id).and_then(|t| t.truth);
+                    truth = self.open.get(&v.flow_id).copied();
                 }
                 self.windows.record_prediction(ts, &v.prediction, truth);
             }
@@ -381,7 +368,7 @@ impl Pipeline {
             return;
         }
         for v in verdicts {
-            let truth = self.open.remove(&v.flow_id).and_then(|t| t.truth);
+            let truth = self.open.remove(&v.flow_id);
             let (class, confidence) = match v.prediction {
                 Prediction::Class { class, confidence } => {
                     (self.class_names[class].clone(), Some(confidence))

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pipeline::{Bin, Dim, DimCount, FineStats, Output};
+use pipeline::{Bin, Dim, DimCount, Output};
 use store::{History, Metric, SeriesQuery, Store, StoreOptions};
 
 const S: u64 = 1_000_000_000;
@@ -57,17 +57,6 @@ const KEYS: [(Dim, &str); 25] = [
     (Dim::Direction, "up"),
 ];
 
-fn fine_stats(v: &[u64]) -> FineStats {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<u64>() as f64 / n;
-    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    FineStats {
-        mean,
-        cv: (mean > 0.0).then(|| var.sqrt() / mean),
-        peak: v.iter().copied().max().unwrap_or(0) as f64,
-    }
-}
-
 fn bin(start: u64) -> Bin {
     let r = |k: u64| mix(start / S * 64 + k);
     let fine: Vec<u64> = (0..10).map(|k| 50_000 + r(k) % 200_000).collect();
@@ -95,7 +84,7 @@ fn bin(start: u64) -> Bin {
         flows_ended: vec![("fin".into(), r(91) % 30), ("idle".into(), r(92) % 10)],
         flows_active: 500 + r(93) % 100,
         fine_width_ns: S / 10,
-        fine: [fine_stats(&fine), fine_stats(&tcp), fine_stats(&udp)],
+        fine: [&fine, &tcp, &udp].map(|v| pipeline::aggregate::fine_stats(v)),
         fine_bytes: [fine, tcp, udp],
     }
 }

@@ -155,3 +155,31 @@ pub fn require_tool(tool: &str, package: &str) {
         "{tool} is needed as a test oracle: run `scripts/test` (installs it) or `apt-get install -y {package}`"
     );
 }
+
+/// `trafficscope run -r CAP --speed max --no-listen --labels LABELS` into
+/// the store at `data`, keeping everything (some captures span years);
+/// panics with run's stderr if it fails.
+pub fn run_offline(cap: &Path, labels: &Path, data: &Path) {
+    let out = run(&[
+        "run",
+        "-r",
+        cap.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--no-listen",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--bin-retention",
+        "36500d",
+        "--flow-retention",
+        "36500d",
+    ]);
+    assert!(
+        out.status.success(),
+        "run on {} failed: {}",
+        cap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -47,20 +47,9 @@ pub fn open(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).unwrap().0
 }
 
-/// Mean, σ/μ (population σ) and peak, as the pipeline computes them.
-pub fn fine_stats(v: &[u64]) -> FineStats {
-    if v.is_empty() {
-        return FineStats::default();
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<u64>() as f64 / n;
-    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    FineStats {
-        mean,
-        cv: (mean > 0.0).then(|| var.sqrt() / mean),
-        peak: v.iter().copied().max().unwrap_or(0) as f64,
-    }
-}
+/// Mean, σ/μ (population σ) and peak: the pipeline's own function, so
+/// test bins carry what real bins carry.
+pub use pipeline::aggregate::fine_stats;
 
 /// A deterministic pseudo-random number from a seed (splitmix64).
 pub fn mix(mut x: u64) -> u64 {
