@@ -315,6 +315,39 @@ impl Labels {
         None
     }
 
+    /// The class the rules give a five-tuple when nothing else is known of
+    /// the flow (its first packet, in streaming): `port` and `net` rules,
+    /// first match wins. An `sni` or `host` rule before the match ends the
+    /// search with no answer: it might match once the flow's names are seen,
+    /// and then it, not a later rule, would decide.
+    pub fn rule_for_tuple(&self, a: (IpAddr, u16), b: (IpAddr, u16)) -> Option<usize> {
+        for r in &self.rules {
+            match r {
+                Rule::Port(p, c) if a.1 == *p || b.1 == *p => return Some(*c),
+                Rule::Net(n, c) if n.contains(a.0) || n.contains(b.0) => return Some(*c),
+                Rule::Sni(..) | Rule::Host(..) => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Ground truth of a flow from its five-tuple alone, for streaming:
+    /// its label row or capture label ([`Labels::lookup_tuple`]), else
+    /// [`Labels::rule_for_tuple`].
+    pub fn truth_of_tuple(
+        &mut self,
+        pcap: Option<&str>,
+        proto: u8,
+        a: (IpAddr, u16),
+        b: (IpAddr, u16),
+        start_ns: u64,
+    ) -> Option<usize> {
+        self.lookup_tuple(pcap, proto, a, b, start_ns)
+            .map(|m| m.class)
+            .or_else(|| self.rule_for_tuple(a, b))
+    }
+
     fn rule_match(&self, rec: &FlowRecord) -> Option<usize> {
         let names = [&rec.app.tls_sni, &rec.app.http_host, &rec.app.dns_query];
         for r in &self.rules {
@@ -532,5 +565,32 @@ mod tests {
         assert!(l
             .lookup(Some("zz.pcap"), &rec("3.3.3.3", 1, "4.4.4.4", 2, 17))
             .is_none());
+    }
+
+    #[test]
+    fn rules_on_a_five_tuple() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut l = Labels::new(vec![]);
+        l.add_rule("port 53 -> dns").unwrap();
+        l.add_rule("net 127.1.0.2/32 -> web").unwrap();
+        l.add_rule("sni *.netflix.com -> video").unwrap();
+        l.add_rule("port 443 -> other").unwrap();
+        // Either side, any order.
+        let dns = l.rule_for_tuple((ip("127.1.0.2"), 40000), (ip("127.0.0.1"), 53));
+        assert_eq!(dns, Some(0));
+        let web = l.rule_for_tuple((ip("127.0.0.1"), 80), (ip("127.1.0.2"), 40001));
+        assert_eq!(web, Some(1));
+        // The sni rule could still match: no answer from the rule after it.
+        assert_eq!(
+            l.rule_for_tuple((ip("10.0.0.1"), 40000), (ip("10.0.0.2"), 443)),
+            None
+        );
+        // A label row wins over the rules.
+        let mut m = Labels::new(vec![]);
+        m.add_rule("port 53 -> dns").unwrap();
+        assert_eq!(
+            m.truth_of_tuple(None, 17, (ip("1.1.1.1"), 5), (ip("2.2.2.2"), 53), 0),
+            Some(0)
+        );
     }
 }

@@ -2,10 +2,9 @@
 //! pcap/pcapng file, like `tcpdump -w`, optionally rotating files by size
 //! (`-C`), by capture time (`-G`) and within a ring of files (`-W`).
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 
-use capture::{CaptureWriter, LinkType, OutputFormat};
+use capture::{numbered, LinkType, OutputFormat, RotatingWriter, Rotation};
 use clap::Args;
 
 use crate::input::{Event, Source};
@@ -30,95 +29,6 @@ pub struct CaptureArgs {
     /// (tcpdump's -W). Needs -C or -G.
     #[arg(short = 'W', long = "ring", value_name = "N")]
     pub ring: Option<u32>,
-}
-
-/// Where frames go: one file, or a sequence of files cut by size or time.
-struct Rotation {
-    base: String,
-    format: OutputFormat,
-    snaplen: u32,
-    size_limit: Option<u64>,
-    period_ns: Option<u64>,
-    ring: Option<u32>,
-    /// Number of the current file (0 = `base` itself).
-    index: u64,
-    /// Capture time of the first frame in the current file.
-    opened_ts: Option<u64>,
-    writer: CaptureWriter<Box<dyn Write>>,
-    /// Frames in earlier files.
-    done_frames: u64,
-    files: u64,
-}
-
-impl Rotation {
-    fn name(&self, index: u64) -> String {
-        let n = match self.ring {
-            Some(r) => index % r as u64,
-            None => index,
-        };
-        if n == 0 {
-            self.base.clone()
-        } else {
-            format!("{}{n}", self.base)
-        }
-    }
-
-    fn open(
-        path: &str,
-        format: OutputFormat,
-        snaplen: u32,
-    ) -> anyhow::Result<CaptureWriter<Box<dyn Write>>> {
-        let out: Box<dyn Write> = if path == "-" {
-            Box::new(io::stdout().lock())
-        } else {
-            Box::new(File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?)
-        };
-        Ok(CaptureWriter::new(out, format, snaplen))
-    }
-
-    /// Closes the current file and opens the next one, headed for `lt`.
-    fn rotate(&mut self, lt: LinkType) -> anyhow::Result<()> {
-        let closing = self.name(self.index);
-        self.writer
-            .flush()
-            .map_err(|e| anyhow::anyhow!("{closing}: {e}"))?;
-        self.done_frames += self.writer.frames_written();
-        self.index += 1;
-        let path = self.name(self.index);
-        self.writer = Self::open(&path, self.format, self.snaplen)?;
-        self.writer
-            .begin(lt)
-            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        self.files += 1;
-        self.opened_ts = None;
-        Ok(())
-    }
-
-    fn write(
-        &mut self,
-        ts_ns: u64,
-        wire_len: u32,
-        lt: LinkType,
-        data: &[u8],
-    ) -> anyhow::Result<()> {
-        if self.writer.frames_written() > 0 {
-            let full = self
-                .size_limit
-                .is_some_and(|l| self.writer.bytes_written() >= l);
-            let expired = match (self.period_ns, self.opened_ts) {
-                (Some(p), Some(t0)) => ts_ns.saturating_sub(t0) >= p,
-                _ => false,
-            };
-            if full || expired {
-                self.rotate(lt)?;
-            }
-        }
-        self.opened_ts.get_or_insert(ts_ns);
-        // The file name is only built for the error (no allocation per frame).
-        self.writer
-            .write_frame(ts_ns, wire_len, lt, data)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.name(self.index)))
-    }
 }
 
 pub fn run(args: CaptureArgs) -> Result<(), Failure> {
@@ -150,51 +60,46 @@ pub fn run(args: CaptureArgs) -> Result<(), Failure> {
         Source::Live(_) => args.input.capture.snaplen,
         Source::File(_) | Source::Generator(_) => 262_144,
     };
-    let mut out = Rotation {
-        base: args.write.clone(),
+    let mut out = RotatingWriter::new(
+        numbered(&args.write),
         format,
         snaplen,
-        size_limit: args.rotate_size.map(|mb| (mb * 1e6) as u64),
-        period_ns: args.rotate_seconds.map(|s| (s * 1e9) as u64),
-        ring: args.ring,
-        index: 0,
-        opened_ts: None,
-        writer: Rotation::open(&args.write, format, snaplen)?,
-        done_frames: 0,
-        files: 1,
-    };
-    // The header goes out at once, so an interrupted or empty capture is still a valid file.
+        Rotation {
+            size_limit: args.rotate_size.map(|mb| (mb * 1e6) as u64),
+            period_ns: args.rotate_seconds.map(|s| (s * 1e9) as u64),
+            ring: args.ring,
+        },
+    );
+    // The file is created (and, when the link type is known, its header
+    // written) at once, so an interrupted or empty capture is still a valid file.
     let first = match &input.source {
         Source::Live(c) => Some(LinkType(c.linktype())),
         Source::File(r) => r.first_linktype(),
         Source::Generator(_) => Some(LinkType::ETHERNET),
     };
-    if let Some(lt) = first {
-        out.writer
-            .begin(lt)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", args.write))?;
-    }
+    out.open(first).map_err(anyhow::Error::from)?;
     let result = input.for_each(|ev| {
         let Event::Frame(frame, _) = ev else {
             return Ok(());
         };
         out.write(frame.ts_ns, frame.wire_len, frame.linktype, frame.data)
+            .map(|_| ())
             .map_err(io::Error::other)
     });
-    let flushed = out.writer.flush();
-    let written = out.done_frames + out.writer.frames_written();
+    let last = out.current_name();
+    let flushed = out.close();
+    let written = out.frames_written();
     input.report_live();
-    if out.files > 1 {
+    if out.files() > 1 {
         eprintln!(
-            "trafficscope: {written} packets written to {} files, {} … {}",
-            out.files,
+            "trafficscope: {written} packets written to {} files, {} … {last}",
+            out.files(),
             args.write,
-            out.name(out.index)
         );
     } else {
         eprintln!("trafficscope: {written} packets written to {}", args.write);
     }
     result?;
-    flushed.map_err(|e| anyhow::anyhow!("{}: {e}", out.name(out.index)))?;
+    flushed.map_err(anyhow::Error::from)?;
     Ok(())
 }

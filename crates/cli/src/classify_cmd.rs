@@ -434,8 +434,7 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         for v in streaming.drain_verdicts() {
             let label = labels.as_mut().map(|l| {
                 let (p, a, pa, b, pb) = v.tuple;
-                l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.start_ns)
-                    .map(|m| m.class)
+                l.truth_of_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.start_ns)
                     .map(|c| l.class_names()[c].clone())
             });
             w.write(&v, label.as_ref().map(|l| l.as_deref()))?;
@@ -462,8 +461,7 @@ pub fn classify(args: ClassifyArgs) -> Result<(), Failure> {
         by_class[v.prediction.slot(names.len())] += 1;
         let truth = labels.as_mut().and_then(|l| {
             let (p, a, pa, b, pb) = v.tuple;
-            l.lookup_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.flow_start_ns)
-                .map(|m| m.class)
+            l.truth_of_tuple(pcap.as_deref(), p, (a, pa), (b, pb), v.flow_start_ns)
         });
         windows.record(f.ts_ns, predicted, truth);
         for w in windows.drain_closed() {

@@ -119,6 +119,7 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
             record: args.write.as_deref(),
             snaplen: 0,
             on_ready: Some(&mut ready),
+            on_plan: None,
         };
         let s = generate::live::run_live_opts(&cfg, net, &mut labels, opts).map_err(failure)?;
         eprintln!(

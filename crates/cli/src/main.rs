@@ -5,10 +5,12 @@ mod analyze;
 mod arrow_out;
 mod capture_cmd;
 mod classify_cmd;
+mod demo_cmd;
 mod flows;
 mod generate_cmd;
 mod input;
 mod packets;
+mod pcap_ring;
 mod run_cmd;
 mod static_names;
 mod stats;
@@ -53,6 +55,16 @@ enum Command {
     /// The live service: packets → flows → classification → bins, windows and
     /// Hurst estimates in a durable store, with a JSON API, live stream and metrics.
     Run(Box<run_cmd::RunArgs>),
+    /// Try the live service with nothing to set up: generated web, video
+    /// and VoIP traffic, classified and scored, on a dashboard at
+    /// http://127.0.0.1:8080/.
+    ///
+    /// `run` on the in-process generator at real time, scored against the
+    /// generator's ground truth, with a temporary store removed at exit;
+    /// the dashboard's URL is printed (a free port when 8080 is taken).
+    /// With `--live loopback|netns`, real servers and clients send the
+    /// traffic through the capture path (root or CAP_NET_RAW).
+    Demo(demo_cmd::DemoArgs),
 }
 
 /// Filter and live-capture options, shared by `run` and every command that reads packets.
@@ -255,6 +267,7 @@ fn main() -> ExitCode {
         Command::Train(a) => classify_cmd::train(a),
         Command::Classify(a) => classify_cmd::classify(a),
         Command::Run(a) => run_cmd::run(*a),
+        Command::Demo(a) => demo_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

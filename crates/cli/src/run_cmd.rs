@@ -56,6 +56,8 @@ pub struct RunArgs {
     pub local_net: Option<flow::LocalNets>,
     #[command(flatten)]
     pub flow: FlowArgs,
+    #[command(flatten)]
+    pub ring: crate::pcap_ring::RingArgs,
     /// Model file written by `trafficscope train` (default: the built-in model).
     #[arg(long, value_name = "MODEL.json")]
     pub model: Option<String>,
@@ -196,7 +198,20 @@ fn source_config(args: &RunArgs) -> Result<(SourceConfig, String), Failure> {
     Ok((cfg, describe))
 }
 
+/// What a command built on `run` (`demo`) is told as the service starts.
+#[derive(Default)]
+pub struct Hooks {
+    /// The HTTP server listens at this address.
+    pub listening: Option<Box<dyn FnOnce(SocketAddr)>>,
+    /// The source is open: a live capture sees every packet from now on.
+    pub capturing: Option<Box<dyn FnOnce()>>,
+}
+
 pub fn run(args: RunArgs) -> Result<(), Failure> {
+    run_with(args, Hooks::default())
+}
+
+pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
     let (source_cfg, describe) = source_config(&args)?;
     if args.loop_files && args.read.is_empty() {
         return Err(Failure::Usage("--loop replays files: give -r FILE".into()));
@@ -279,6 +294,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         Box::new(|_| {}),
     );
 
+    // The packet ring (-w DIR), before the server that reads it.
+    let (ring, mut ring_writer) = args.ring.open()?.unzip();
+
     // The server.
     let (live_tx, server) = if args.no_listen {
         (None, None)
@@ -302,6 +320,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 },
                 data_dir: Some(data.clone()),
             },
+            pcap: ring.clone(),
         };
         let handle = server::spawn(args.listen, state, token.clone()).map_err(|e| {
             Failure::Input(anyhow::anyhow!("cannot listen on {}: {e}", args.listen))
@@ -310,12 +329,18 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             "trafficscope: serving http://{}/ (API /api/v1/, live /api/v1/stream, metrics /metrics)",
             handle.local_addr()
         );
+        if let Some(f) = hooks.listening.take() {
+            f(handle.local_addr());
+        }
         (Some(live_tx), Some(handle))
     };
 
     pipeline::source::stop_on_signals();
     let mut input = Input::open(&source_cfg)?;
     input.track_kernel_drops(status.drops_kernel.clone());
+    if let Some(f) = hooks.capturing.take() {
+        f();
+    }
     let status_line = StatusLine::start(status.clone(), store_stats.clone());
     // Outputs go to the live stream at once and to the store writer in
     // batches: at each closed bin (once a second of capture time), when
@@ -354,8 +379,18 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     };
     let result = input.for_each(|ev| {
         match ev {
-            Event::Frame(f, origin) => pipe.push(f, origin),
-            Event::Tick(now) => pipe.tick(now),
+            Event::Frame(f, origin) => {
+                if let Some(w) = ring_writer.as_mut() {
+                    w.write(f);
+                }
+                pipe.push(f, origin)
+            }
+            Event::Tick(now) => {
+                if let Some(w) = ring_writer.as_mut() {
+                    w.tick();
+                }
+                pipe.tick(now)
+            }
         }
         if pipe.pending_outputs() > 0 {
             send(&mut pipe, false)?;
@@ -369,6 +404,10 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let sent = send(&mut pipe, true);
     status.source_done.store(true, Relaxed);
     input.report_live();
+    // Every packet read is in the ring (and the index) before the history is served.
+    if let (Some(ring), Some(w)) = (&ring, ring_writer.take()) {
+        crate::pcap_ring::report(ring, &w.finish());
+    }
     if let Err(e) = &result {
         eprintln!("trafficscope: error: {e}");
     }

@@ -173,6 +173,9 @@ pub enum GenerateError {
     Capture(#[from] capture::WriteError),
     #[error("cannot write labels: {0} (is the disk full or the pipe closed?)")]
     Labels(#[from] std::io::Error),
+    /// A live run's `on_plan` callback stopped it before any traffic.
+    #[error("the live run was cancelled before any traffic")]
+    Cancelled,
 }
 
 /// Parses `web=3,video=1,voip=2` (a bare class means weight 1).

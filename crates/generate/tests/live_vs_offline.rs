@@ -627,6 +627,7 @@ fn live_in_a_namespace_matches_offline_per_class() {
         record: Some(&pcap),
         snaplen: 0,
         on_ready: Some(&mut ready),
+        on_plan: None,
     };
     let sum = run_live_opts(&cfg, LiveNet::Netns, &mut labels, opts).expect("live run");
     let labels = String::from_utf8(labels).unwrap();

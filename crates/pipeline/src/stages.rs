@@ -220,9 +220,13 @@ impl Pipeline {
                         Some(name) => Some(self.labels.class_id(name)),
                         None if self.has_labels => {
                             let (p, a, pa, b, pb) = v.tuple;
-                            self.labels
-                                .lookup_tuple(origin.file, p, (a, pa), (b, pb), v.flow_start_ns)
-                                .map(|m| m.class)
+                            self.labels.truth_of_tuple(
+                                origin.file,
+                                p,
+                                (a, pa),
+                                (b, pb),
+                                v.flow_start_ns,
+                            )
                         }
                         None => None,
                     };

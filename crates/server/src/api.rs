@@ -6,19 +6,19 @@
 use std::net::IpAddr;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{middleware, Router};
-use pipeline::{Dim, SeriesName};
+use pipeline::{Dim, EvalWindow, HurstPoint, SeriesName};
 use serde_json::{json, Value};
-use store::{Extent, FlowQuery, FlowSort, Metric, SeriesQuery};
+use store::{Extent, FlowQuery, FlowSort, Metric, SeriesQuery, TierExtent};
 
 use crate::ctx::Shared;
 use crate::error::{json_response, ApiError};
 use crate::isotime::{format_duration, format_iso};
 use crate::params::{clip, Query, DURATION_ACCEPTED};
-use crate::{auth, metrics, overview, sse};
+use crate::{assets, auth, metrics, overview, pcap, sse};
 
 /// Range used when `from` is absent: this far back from `to`.
 const DEFAULT_SPAN_NS: u64 = 3_600_000_000_000;
@@ -32,7 +32,8 @@ const MAX_TOP: u64 = 100;
 
 const SERIES_PARAMS: &[&str] = &["metric", "by", "from", "to", "step", "top"];
 const RANGE_PARAMS: &[&str] = &["from", "to"];
-const HURST_PARAMS: &[&str] = &["series", "from", "to"];
+const WINDOW_PARAMS: &[&str] = &["from", "to", "step"];
+const HURST_PARAMS: &[&str] = &["series", "from", "to", "step"];
 const FLOW_PARAMS: &[&str] = &[
     "from", "to", "class", "app", "addr", "port", "sort", "order", "limit", "offset",
 ];
@@ -44,16 +45,21 @@ const ENDPOINTS: &[(&str, &[&str], &str)] = &[
     ("/api/v1/extent", &[], "what the history holds: first and last time, tiers, size"),
     ("/api/v1/series", SERIES_PARAMS, "metric (packets, bytes, flows_started, flows_ended, flows_active, fine_bytes) by a dimension at a step"),
     ("/api/v1/totals", RANGE_PARAMS, "packets, bytes and flows over a range, by every dimension"),
-    ("/api/v1/windows", RANGE_PARAMS, "evaluation windows (hits, misses, accuracy) over a range"),
-    ("/api/v1/hurst", HURST_PARAMS, "sliding Hurst estimates of one series (total, tcp, udp)"),
+    ("/api/v1/windows", WINDOW_PARAMS, "evaluation windows (hits, misses, accuracy) over a range; with `step` (a multiple of the window), summed per step"),
+    ("/api/v1/hurst", HURST_PARAMS, "sliding Hurst estimates of one series (total, tcp, udp); with `step`, the newest estimate of each step"),
+    ("/api/v1/hurst/hvsm", crate::hvsm::PARAMS, "Local Whittle H against the number of frequencies M, for the estimation window ending at `end` (default: the newest estimate)"),
     ("/api/v1/flows", FLOW_PARAMS, "finished flows overlapping a range, filtered, sorted, paged"),
+    ("/api/v1/pcap", pcap::PARAMS, pcap::ANSWERS),
     ("/api/v1/stream", sse::PARAMS, "Server-Sent Events: hello, then bin, window, hurst, flow as they close; lagged when a client falls behind"),
     ("/metrics", &[], "Prometheus text format"),
 ];
 
 pub fn router(ctx: Shared) -> Router {
     Router::new()
-        .route("/", get(root))
+        .route("/", get(page))
+        .route("/index.html", get(page))
+        .route("/assets/{*path}", get(page))
+        .route("/api/v1/hurst/hvsm", get(crate::hvsm::hvsm))
         .route("/api/v1", get(index))
         .route("/api/v1/", get(index))
         .route("/api/v1/summary", get(overview::summary))
@@ -64,6 +70,7 @@ pub fn router(ctx: Shared) -> Router {
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/hurst", get(hurst))
         .route("/api/v1/flows", get(flows))
+        .route("/api/v1/pcap", get(pcap::download))
         .route(auth::STREAM_PATH, get(sse::stream))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
@@ -74,6 +81,7 @@ pub fn router(ctx: Shared) -> Router {
             ctx.clone(),
             auth::require_token,
         ))
+        .layer(middleware::from_fn(assets::security_headers))
         .with_state(ctx)
 }
 
@@ -81,15 +89,15 @@ fn ok(body: &Value) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
-async fn root(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    Query::parse(q.as_deref(), &[])?;
-    ok(&json!({
-        "service": "trafficscope",
-        "version": ctx.app.info.version,
-        "api": "/api/v1/",
-        "stream": auth::STREAM_PATH,
-        "metrics": "/metrics",
-    }))
+/// The dashboard's files. Query strings are the page's own state (range,
+/// filters), read by its script, so they are not checked here.
+async fn page(uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+    assets::serve(uri.path(), &headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such file `{}` in the dashboard", clip(uri.path())),
+        )
+    })
 }
 
 async fn index(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
@@ -164,14 +172,24 @@ async fn extent(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
 }
 
 /// The tier a series from `from` must be read at: the finest holding data
-/// back to `from`, else the one reaching furthest back (finest on a tie),
-/// else the bin width.
+/// back to `from`, or back as far as every coarser tier does (to within one
+/// of its bins: a minute row rolled up from seconds starts at the minute,
+/// before the first second it holds); else the one reaching furthest back
+/// (finest on a tie); else the bin width.
 fn tier_for(e: &Extent, from: u64, bin_ns: u64) -> u64 {
     let finest = e.tiers.first().map_or(bin_ns, |t| t.width_ns);
-    let held = || e.tiers.iter().filter(|t| t.first_ns.is_some());
-    held()
-        .find(|t| t.first_ns.is_some_and(|f| f <= from))
-        .or_else(|| held().min_by_key(|t| t.first_ns))
+    let held: Vec<&TierExtent> = e.tiers.iter().filter(|t| t.first_ns.is_some()).collect();
+    let covers = |i: usize| {
+        let first = held[i].first_ns.unwrap_or(u64::MAX);
+        first <= from
+            || held[i + 1..]
+                .iter()
+                .all(|c| first < c.first_ns.unwrap_or(u64::MAX).saturating_add(c.width_ns))
+    };
+    (0..held.len())
+        .find(|&i| covers(i))
+        .map(|i| held[i])
+        .or_else(|| held.iter().copied().min_by_key(|t| t.first_ns))
         .map_or(finest, |t| t.width_ns)
         .max(1)
 }
@@ -235,7 +253,12 @@ async fn series(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
     let top = q.uint("top", 1, MAX_TOP, 10)? as usize;
     let step = q.duration("step")?;
     let ((from, to), extent) = ctx.range(q.range()?, DEFAULT_SPAN_NS, true).await?;
-    let width = tier_for(&extent.unwrap_or_default(), from, ctx.app.info.bin_ns);
+    let mut width = tier_for(&extent.unwrap_or_default(), from, ctx.app.info.bin_ns);
+    // The 0.1 s series has its own finer tier.
+    let fine = ctx.app.info.hurst.fine_ns.max(1);
+    if metric == Metric::FineBytes && step.is_some_and(|s| s % width != 0 && s % fine == 0) {
+        width = fine;
+    }
     let step = match step {
         None => auto_step(from, to, width),
         Some(s) if s % width != 0 => {
@@ -310,11 +333,17 @@ async fn totals(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
         .iter()
         .map(|(reason, n)| json!({"reason": reason, "flows": n}))
         .collect();
+    let fine: serde_json::Map<String, Value> = t
+        .fine
+        .iter()
+        .map(|(name, stats)| (name.as_str().to_string(), json!(stats)))
+        .collect();
     ok(&merge(
         range_json(from, to),
         json!({
             "bins": t.bins, "packets": t.packets, "bytes": t.bytes,
             "flows_started": t.flows_started, "flows_ended": ended, "by": by,
+            "fine_ns": ctx.app.info.hurst.fine_ns, "fine": fine,
         }),
     ))
 }
@@ -337,11 +366,69 @@ fn check_items(from: u64, to: u64, every: u64, what: &str) -> Result<(), ApiErro
     Ok(())
 }
 
+/// `step` for windows and Hurst points: absent, or a multiple of `every`.
+fn item_step(q: &Query, every: u64, what: &str) -> Result<u64, ApiError> {
+    let every = every.max(1);
+    match q.duration("step")? {
+        None => Ok(every),
+        Some(s) if s % every != 0 => Err(ApiError::param(
+            "step",
+            format!(
+                "step {} is not a multiple of the {} between two {what}",
+                format_duration(s),
+                format_duration(every)
+            ),
+            format!("a multiple of {}", format_duration(every)),
+        )),
+        Some(s) => Ok(s),
+    }
+}
+
+/// Windows summed per `step` (each keeps the first start and last end of
+/// its step, and per-class tallies summed by class).
+fn sum_windows(list: Vec<EvalWindow>, step: u64) -> Vec<EvalWindow> {
+    let mut out: Vec<EvalWindow> = Vec::new();
+    for w in list {
+        let slot = w.start_ns / step * step;
+        match out.last_mut() {
+            Some(a) if a.start_ns / step * step == slot => {
+                a.end_ns = a.end_ns.max(w.end_ns);
+                a.hits += w.hits;
+                a.misses += w.misses;
+                a.unknown += w.unknown;
+                a.pending += w.pending;
+                a.unlabelled += w.unlabelled;
+                for c in w.by_class {
+                    match a.by_class.iter_mut().find(|x| x.class == c.class) {
+                        Some(x) => {
+                            x.hits += c.hits;
+                            x.misses += c.misses;
+                            x.unknown += c.unknown;
+                            x.pending += c.pending;
+                        }
+                        None => a.by_class.push(c),
+                    }
+                }
+                a.by_class.sort_by(|x, y| x.class.cmp(&y.class));
+            }
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
 async fn windows(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref(), RANGE_PARAMS)?;
+    let q = Query::parse(q.as_deref(), WINDOW_PARAMS)?;
+    let step = item_step(&q, ctx.app.info.window_ns, "windows")?;
     let ((from, to), _) = ctx.range(q.range()?, DEFAULT_SPAN_NS, false).await?;
-    check_items(from, to, ctx.app.info.window_ns, "windows")?;
+    check_items(from, to, step, "windows")?;
+    let window = ctx.app.info.window_ns.max(1);
+    // Raw windows read to sum them: bounded too (a week of 5 s windows).
+    check_items(from, to, window.saturating_mul(MAX_POINTS / 50), "windows")?;
     let mut list = ctx.ask(move |h| h.windows(from, to)).await?;
+    if step > window {
+        list = sum_windows(list, step);
+    }
     let truncated = list.len() as u64 > MAX_POINTS;
     list.truncate(MAX_POINTS as usize);
     let windows: Vec<Value> = list
@@ -355,7 +442,7 @@ async fn windows(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Res
         .collect();
     ok(&merge(
         range_json(from, to),
-        json!({"window_ns": ctx.app.info.window_ns, "truncated": truncated, "windows": windows}),
+        json!({"window_ns": ctx.app.info.window_ns, "step_ns": step, "truncated": truncated, "windows": windows}),
     ))
 }
 
@@ -365,9 +452,28 @@ async fn hurst(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Respo
     let series = q
         .choice("series", &names, Some(SeriesName::Total))?
         .unwrap_or(SeriesName::Total);
+    let step = item_step(&q, ctx.app.info.hurst.step_ns, "Hurst points")?;
     let ((from, to), _) = ctx.range(q.range()?, DEFAULT_SPAN_NS, false).await?;
-    check_items(from, to, ctx.app.info.hurst.step_ns, "Hurst points")?;
+    check_items(from, to, step, "Hurst points")?;
+    let every = ctx.app.info.hurst.step_ns.max(1);
+    check_items(
+        from,
+        to,
+        every.saturating_mul(MAX_POINTS / 50),
+        "Hurst points",
+    )?;
     let mut list = ctx.ask(move |h| h.hurst(series, from, to)).await?;
+    if step > every {
+        // The newest point of each step stands for it.
+        let mut kept: Vec<HurstPoint> = Vec::new();
+        for p in list {
+            match kept.last_mut() {
+                Some(k) if k.end_ns / step == p.end_ns / step => *k = p,
+                _ => kept.push(p),
+            }
+        }
+        list = kept;
+    }
     let truncated = list.len() as u64 > MAX_POINTS;
     list.truncate(MAX_POINTS as usize);
     let points: Vec<Value> = list
@@ -381,7 +487,7 @@ async fn hurst(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Respo
         .collect();
     ok(&merge(
         range_json(from, to),
-        json!({"series": series.as_str(), "truncated": truncated, "points": points}),
+        json!({"series": series.as_str(), "step_ns": step, "truncated": truncated, "points": points}),
     ))
 }
 
@@ -448,7 +554,6 @@ async fn flows(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::TierExtent;
 
     #[test]
     fn steps() {
@@ -480,5 +585,18 @@ mod tests {
         assert_eq!(tier_for(&e, 50, 7), 60);
         assert_eq!(tier_for(&e, 5, 7), 60);
         assert_eq!(tier_for(&Extent::default(), 5, 7), 7);
+        // Seconds since 63 s, their minute rolled up from 60 s: before the
+        // data, the seconds hold all there is and are read.
+        let e = Extent {
+            tiers: vec![t(1, Some(63)), t(60, Some(60)), t(3600, None)],
+            ..Extent::default()
+        };
+        assert_eq!(tier_for(&e, 5, 7), 1);
+        // Minutes reaching a whole minute further back win.
+        let e = Extent {
+            tiers: vec![t(1, Some(125)), t(60, Some(60)), t(3600, None)],
+            ..Extent::default()
+        };
+        assert_eq!(tier_for(&e, 5, 7), 60);
     }
 }

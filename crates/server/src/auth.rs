@@ -53,6 +53,10 @@ pub async fn require_token(State(ctx): State<Shared>, req: Request, next: Next) 
     let Some(expected) = &ctx.token else {
         return next.run(req).await;
     };
+    // The page's own files hold no data; it asks for the token itself.
+    if crate::assets::is_asset(req.uri().path()) {
+        return next.run(req).await;
+    }
     let header = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -8,18 +8,21 @@
 //! hands back a [`ServerHandle`].
 //!
 //! Routes (all GET; with a token, each needs `Authorization: Bearer TOKEN`):
-//! `/` (a pointer to the API), `/api/v1/` (the index of endpoints and their
+//! `/` (the dashboard, its files under `/assets/`, no token needed), `/api/v1/` (the index of endpoints and their
 //! parameters), `/api/v1/{summary,health,extent,series,totals,windows,hurst,
-//! flows,stream}` and `/metrics`; `/api/v1/` lists every parameter.
+//! flows,stream,pcap}` and `/metrics`; `/api/v1/` lists every parameter.
 
 mod api;
+mod assets;
 mod auth;
 mod ctx;
 mod error;
+mod hvsm;
 pub mod isotime;
 mod metrics;
 mod overview;
 mod params;
+mod pcap;
 mod rates;
 mod sse;
 
@@ -30,6 +33,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Bytes of the dashboard's files, raw and gzip-compressed (a first visit).
+pub use assets::weight as dashboard_weight;
 use pipeline::{Output, Status};
 use serde::Serialize;
 use store::{History, StoreStats};
@@ -49,6 +54,9 @@ pub struct AppState {
     /// Its capacity bounds how far a slow client may fall behind.
     pub live: broadcast::Sender<Arc<Output>>,
     pub info: ServiceInfo,
+    /// The packet ring of `run -w DIR`, read by `/api/v1/pcap`; `None`
+    /// without `-w` (the endpoint then answers 404).
+    pub pcap: Option<Arc<pcapring::Ring>>,
 }
 
 /// What the service is configured with, for clients: the `hello` event,

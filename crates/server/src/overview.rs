@@ -111,6 +111,7 @@ pub async fn summary(
             "pending_capacity": st.pending_capacity.load(Relaxed),
             "size_bytes": st.size_bytes.load(Relaxed),
         },
+        "pcap": crate::pcap::summary(ctx.app.pcap.as_ref()),
         "classes": ctx.app.info.classes,
         "info": ctx.app.info,
     });

@@ -33,8 +33,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 pub use query::{
-    Extent, FlowPage, FlowQuery, FlowSort, History, Metric, Series, SeriesLine, SeriesQuery,
-    TierExtent, Totals,
+    Extent, FineStats, FlowPage, FlowQuery, FlowSort, History, Metric, Series, SeriesLine,
+    SeriesQuery, TierExtent, Totals,
 };
 pub use read::{Reader, ReaderPool};
 pub use stats::StoreStats;

@@ -105,6 +105,21 @@ pub struct Totals {
     pub by_dim: Vec<(Dim, String, u64, u64)>,
     /// (end reason, flows), sorted.
     pub flows_ended: Vec<(String, u64)>,
+    /// The characterisation series (total, TCP, UDP) at the fine bin
+    /// (0.1 s) over the range, pooled exactly from the bins' own mean, σ/μ
+    /// and peak; `None` when the range holds no bin.
+    pub fine: Vec<(SeriesName, Option<FineStats>)>,
+}
+
+/// Bytes per fine bin over a range: what the burstiness panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct FineStats {
+    /// Fine bins covered.
+    pub fine_bins: u64,
+    pub mean: f64,
+    /// σ/μ (population σ); `None` when the mean is 0.
+    pub cv: Option<f64>,
+    pub peak: f64,
 }
 
 /// Sort order of flow listings.

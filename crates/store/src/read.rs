@@ -18,8 +18,8 @@ use rusqlite::{Connection, ToSql, TransactionBehavior};
 
 use crate::partition::{oldest_newest, tables_in, union_all, Kind};
 use crate::query::{
-    Extent, FlowPage, FlowQuery, FlowSort, History, Metric, Series, SeriesLine, SeriesQuery,
-    TierExtent, Totals,
+    Extent, FineStats, FlowPage, FlowQuery, FlowSort, History, Metric, Series, SeriesLine,
+    SeriesQuery, TierExtent, Totals,
 };
 use crate::schema::{self, get_meta};
 use crate::time::{human_duration, MINUTE_NS, SECOND_NS};
@@ -582,6 +582,12 @@ impl Q<'_> {
         }
         let mut dims: HashMap<(Dim, String), (u64, u64)> = HashMap::new();
         let mut ended: HashMap<String, u64> = HashMap::new();
+        // Per series: fine bins, Σ x, Σ x², peak — pooled from each row's
+        // mean and σ/μ (σ² + μ² is the row's mean square).
+        let mut fine = [(0f64, 0f64, 0f64, 0f64); 3];
+        let base_ns = self.base_width()?;
+        let fine_ns = self.meta("fine_width_ns")?.unwrap_or(100_000_000).max(1);
+        let per_base = (base_ns / fine_ns).max(1) as f64;
         for (tier, lo, hi) in parts {
             if lo >= hi {
                 continue;
@@ -601,6 +607,24 @@ impl Q<'_> {
                         Ok(())
                     },
                 )?;
+            }
+            let cols = "bins, total_mean, total_cv, total_peak, tcp_mean, tcp_cv, tcp_peak, \
+                        udp_mean, udp_cv, udp_peak";
+            if let Some(sql) = self.union(kb, lo, hi, cols, w)? {
+                self.each(&sql, &p, |r| {
+                    let n = r.get::<_, Option<i64>>(0)?.unwrap_or(1).max(1) as f64 * per_base;
+                    for (s, acc) in fine.iter_mut().enumerate() {
+                        let mean = r.get::<_, Option<f64>>(1 + 3 * s)?.unwrap_or(0.0);
+                        let cv = r.get::<_, Option<f64>>(2 + 3 * s)?.unwrap_or(0.0);
+                        let peak = r.get::<_, Option<f64>>(3 + 3 * s)?.unwrap_or(0.0);
+                        let sd = cv * mean;
+                        acc.0 += n;
+                        acc.1 += n * mean;
+                        acc.2 += n * (sd * sd + mean * mean);
+                        acc.3 = acc.3.max(peak);
+                    }
+                    Ok(())
+                })?;
             }
             let dim_list = Dim::ALL
                 .iter()
@@ -649,6 +673,23 @@ impl Q<'_> {
         t.by_dim.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         t.flows_ended = ended.into_iter().collect();
         t.flows_ended.sort();
+        t.fine = SeriesName::ALL
+            .iter()
+            .zip(fine)
+            .map(|(name, (n, sum, sq, peak))| {
+                let stats = (n > 0.0).then(|| {
+                    let mean = sum / n;
+                    let var = (sq / n - mean * mean).max(0.0);
+                    FineStats {
+                        fine_bins: n as u64,
+                        mean,
+                        cv: (mean > 0.0).then(|| var.sqrt() / mean),
+                        peak,
+                    }
+                });
+                (*name, stats)
+            })
+            .collect();
         Ok(t)
     }
 

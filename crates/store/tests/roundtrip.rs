@@ -460,6 +460,26 @@ fn minutes_are_the_sums_of_their_seconds() {
         video,
         inside.iter().map(|b| b.count(Dim::Class, "video").1).sum()
     )));
+    // The burstiness over the range, pooled from minute and second rows,
+    // equals the statistics of every fine value in it (TCP as well).
+    for (k, (name, got)) in t.fine.iter().enumerate() {
+        let all: Vec<u64> = inside
+            .iter()
+            .flat_map(|b| b.fine_bytes[k].iter().copied())
+            .collect();
+        let f = fine_stats(&all);
+        let got = got.unwrap();
+        assert_eq!(got.fine_bins as usize, all.len(), "{name:?}");
+        assert!(
+            (got.mean - f.mean).abs() < 1e-6 * f.mean.max(1.0),
+            "{name:?}"
+        );
+        match (got.cv, f.cv) {
+            (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{name:?} {a} {b}"),
+            (a, b) => assert_eq!(a, b, "{name:?}"),
+        }
+        assert_eq!(got.peak, f.peak, "{name:?}");
+    }
 }
 
 #[test]

@@ -47,7 +47,7 @@ mod script;
 mod user;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -100,6 +100,76 @@ pub struct LiveOptions<'a> {
     pub snaplen: u32,
     /// Called with the interface name once it exists, before any traffic.
     pub on_ready: Option<&'a mut dyn FnMut(&str)>,
+    /// Called with the run's plan once its servers listen, before the
+    /// recording starts and before any traffic; the run waits for it and
+    /// ends with [`GenerateError::Cancelled`] if it returns false (a
+    /// capture that was to see the run could not start).
+    pub on_plan: Option<&'a mut dyn FnMut(&LivePlan) -> bool>,
+}
+
+/// What a live run is about to do, known once its servers listen and
+/// before its first packet: where to capture it, and the ground truth of
+/// each of its flows, by construction. A user keeps one class for the whole
+/// run and sends from its own client address; users of every class look
+/// names up at the one DNS server, and the label rows call those flows
+/// `dns`. So a flow to the DNS server's port is `dns`, and any other flow
+/// has the class of its client address's user: the class its label row
+/// will give it when it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LivePlan {
+    /// Interface to capture on: `lo`, or the host end of the veth pair.
+    pub interface: String,
+    /// The servers' address.
+    pub server: IpAddr,
+    /// The DNS server's UDP port: 53 in a namespace, ephemeral on loopback.
+    pub dns_port: u16,
+    /// Each user's client address and class, by user number.
+    pub users: Vec<(IpAddr, Class)>,
+    /// A capture filter (tcpdump syntax) that keeps this run's packets and
+    /// drops the rest of a shared interface (loopback); `None` when the
+    /// interface is the run's own (the veth pair).
+    pub filter: Option<String>,
+}
+
+impl LivePlan {
+    /// The ground truth as labelling rules (`port P -> dns`, then
+    /// `net ADDR/32 -> CLASS` per client address; first match wins), for
+    /// `run --rule` on the capture. On loopback the DNS port is ephemeral:
+    /// a client socket the kernel happens to give the same port number is
+    /// counted as `dns` too (about one in 28 000). Fails when users of two
+    /// classes share a client address (more users than addresses in a
+    /// namespace; IPv6 loopback, where every user is ::1): their flows
+    /// cannot be told apart by address.
+    pub fn truth_rules(&self) -> Result<Vec<String>, GenerateError> {
+        let mut rules = vec![format!("port {} -> dns", self.dns_port)];
+        let mut seen: Vec<(IpAddr, Class)> = Vec::new();
+        for &(addr, class) in &self.users {
+            match seen.iter().find(|(a, _)| *a == addr) {
+                Some((_, c)) if c.label() != class.label() => {
+                    return Err(GenerateError::BadArgument(format!(
+                        "users of {c} and {class} share the client address {addr}, so the \
+                         ground truth cannot be told by address: use fewer users (at most one \
+                         per address) or IPv4"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    seen.push((addr, class));
+                    let plen = if addr.is_ipv4() { 32 } else { 128 };
+                    rules.push(format!("net {addr}/{plen} -> {}", class.label()));
+                }
+            }
+        }
+        Ok(rules)
+    }
+}
+
+/// Removes the network namespaces (and veth pairs) of this process's live
+/// runs still in progress, for a process that is about to exit without
+/// waiting for them (stopped with Ctrl-C during a run meant to last for
+/// hours). Their traffic stops; a run that goes on fails.
+pub fn remove_namespaces_now() {
+    net::remove_all_now();
 }
 
 pub(crate) fn now_ns() -> u64 {
@@ -226,6 +296,23 @@ pub fn run_live_opts<L: Write>(
         // Fail before any traffic if ICMP sockets are not allowed.
         icmp::Pinger::open(addrs.client(0), server, 1)?;
     }
+    let mix: Vec<(Class, u32)> = cfg.mix.iter().copied().filter(|(_, w)| *w > 0).collect();
+    if let Some(f) = opts.on_plan.as_mut() {
+        let plan = LivePlan {
+            interface: addrs.interface.clone(),
+            server,
+            dns_port: ports.dns.port(),
+            // As the users are made below.
+            users: (0..cfg.users)
+                .map(|i| (addrs.client(i), crate::class_of_user(&mix, i, cfg.users)))
+                .collect(),
+            filter: (netns.is_none() && !cfg.ipv6)
+                .then(|| format!("net {}", net::LOOPBACK_CLIENT_NET)),
+        };
+        if !f(&plan) {
+            return Err(GenerateError::Cancelled);
+        }
+    }
     let recorder = match opts.record {
         Some(p) => Some(record::Recorder::start(&addrs.interface, p, opts.snaplen)?),
         None => None,
@@ -262,7 +349,6 @@ pub fn run_live_opts<L: Write>(
     servers.push(serve_udp(dns, ctx.dns.clone(), ctx.stop.clone()));
     servers.push(serve_udp(sip, ctx.sip.clone(), ctx.stop.clone()));
 
-    let mix: Vec<(Class, u32)> = cfg.mix.iter().copied().filter(|(_, w)| *w > 0).collect();
     let (tx, rx) = mpsc::channel::<Row>();
     let mut summary = LiveSummary::default();
     let (written, first_err) = thread::scope(|s| {

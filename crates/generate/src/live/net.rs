@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, U
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 
 use crate::GenerateError;
@@ -83,7 +83,7 @@ impl Addrs {
     }
 
     /// Loopback: servers on 127.0.0.1 and users on 127.1.x.y (all of
-    /// 127/8 is local on Linux), or everything on ::1.
+    /// 127/8 is local on Linux; [`LOOPBACK_CLIENT_NET`]), or everything on ::1.
     pub fn loopback(users: u32, v6: bool) -> Addrs {
         if v6 {
             return Addrs {
@@ -103,6 +103,35 @@ impl Addrs {
             clients,
             interface: "lo".into(),
         }
+    }
+}
+
+/// Where the loopback mode's IPv4 users are.
+pub(crate) const LOOPBACK_CLIENT_NET: &str = "127.1.0.0/16";
+
+/// Namespaces of this process's runs in progress (name, host end of the
+/// veth pair), for [`remove_all_now`].
+static LIVE_NETNS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+fn live_netns() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
+    LIVE_NETNS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Deletes a namespace and the host end of its veth pair (the other end
+/// goes with it), ignoring what is already gone.
+fn delete_netns(name: &str, host_if: &str) {
+    let _ = ip_cmd(&["netns", "del", name], None);
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", host_if])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Deletes the namespaces of every run still in progress; see
+/// `live::remove_namespaces_now`.
+pub(crate) fn remove_all_now() {
+    for (name, host_if) in std::mem::take(&mut *live_netns()) {
+        delete_netns(&name, &host_if);
     }
 }
 
@@ -164,6 +193,7 @@ impl Netns {
             )
         };
         ip_cmd(&["netns", "add", &name], None)?;
+        live_netns().push((name.clone(), host_if.clone()));
         let mut ns = Netns {
             name,
             host_if,
@@ -241,11 +271,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = ip_cmd(&["netns", "del", &self.name], None);
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .stderr(std::process::Stdio::null())
-            .status();
+        live_netns().retain(|(n, _)| *n != self.name);
+        delete_netns(&self.name, &self.host_if);
     }
 }
 

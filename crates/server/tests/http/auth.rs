@@ -15,7 +15,7 @@ fn every_route_needs_the_token() {
         "/api/v1/summary",
         "/metrics",
         "/api/v1/stream",
-        "/",
+        "/api/v1/",
         "/no/such/path",
     ] {
         for headers in [
@@ -61,6 +61,25 @@ fn every_route_needs_the_token() {
 }
 
 #[test]
+fn the_dashboard_files_need_no_token_and_hold_no_data() {
+    let s = start(Some(TOKEN), 16);
+    for target in [
+        "/",
+        "/index.html",
+        "/assets/js/main.js",
+        "/assets/vendor/uplot/uPlot.iife.min.js",
+    ] {
+        let r = s.get(target);
+        assert_eq!(r.status, 200, "{target}");
+        // The page's script asks for the token; the files carry no data.
+        assert!(!r.body.contains("192.0.2"), "{target}");
+    }
+    // Not a way around the token: other paths under /assets/ are 401.
+    assert_eq!(s.get("/assets/../api/v1/summary").status, 401);
+    assert_eq!(s.get("/assets/nope.js").status, 401);
+}
+
+#[test]
 fn check_listen_needs_a_token_beyond_loopback() {
     let e = check_listen("0.0.0.0:8080".parse().unwrap(), None).unwrap_err();
     assert!(e.contains("--token") && e.contains("--token-file"), "{e}");
@@ -88,6 +107,7 @@ fn check_listen_needs_a_token_beyond_loopback() {
         store_stats: s.stats.clone(),
         live: s.live.clone(),
         info: info(),
+        pcap: None,
     };
     let e = server::spawn("0.0.0.0:0".parse().unwrap(), state, None)
         .err()

@@ -358,10 +358,55 @@ fn store_failure_is_503_and_live_views_still_work() {
 #[test]
 fn pointers_index_and_unknown_paths() {
     let s = start(None, 16);
-    let b = s.get("/").json();
-    assert_eq!(b["api"], "/api/v1/");
+    // `/` is the dashboard: HTML that loads only this origin's files,
+    // under a policy that forbids inline script and other origins.
+    let r = s.get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        r.body.contains("/api/v1/") && !r.body.contains("http://") && !r.body.contains("https://")
+    );
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    // Every response carries the policy, API answers too.
+    assert!(s
+        .get("/api/v1/summary")
+        .header("content-security-policy")
+        .is_some());
+    // Compressed when asked, revalidated by ETag.
+    let js = request(
+        s.addr(),
+        "GET",
+        "/assets/js/main.js",
+        &[("Accept-Encoding", "gzip, br")],
+    );
+    assert_eq!(js.header("content-encoding"), Some("gzip"));
+    let etag = js.header("etag").unwrap().to_string();
+    let again = request(
+        s.addr(),
+        "GET",
+        "/assets/js/main.js",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(again.status, 304);
     let b = s.get("/api/v1/").json();
-    assert_eq!(b["endpoints"].as_array().unwrap().len(), 10);
+    let paths: Vec<&str> = b["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"/api/v1/hurst/hvsm") && paths.contains(&"/api/v1/summary"),
+        "{paths:?}"
+    );
     let r = s.get("/api/v2/summary");
     assert_eq!(r.status, 404);
     assert!(r.json()["error"]

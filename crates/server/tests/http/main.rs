@@ -95,6 +95,7 @@ pub fn start(token: Option<&str>, capacity: usize) -> TestServer {
         store_stats: stats.clone(),
         live: live.clone(),
         info: info(),
+        pcap: None,
     };
     let handle = server::spawn(
         "127.0.0.1:0".parse().unwrap(),
