@@ -275,6 +275,7 @@ fn live_updates_arrive_within_a_second_and_the_page_survives_a_restart() {
     eprintln!("live: bin end → drawn on the page, ms: {lags:?}");
     assert!(lags[2] <= 1000.0, "median lag {} ms: {lags:?}", lags[2]);
     b.screenshot_page("live");
+    check_live_series_equal_the_store(&b, &svc);
 
     // The server goes away: the page says so; it comes back on the same
     // port and store: the page reconnects by itself and says it was cut off.
@@ -311,6 +312,67 @@ fn live_updates_arrive_within_a_second_and_the_page_survives_a_restart() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
     drop(svc);
+}
+
+/// What the page accumulated from the stream, bin by bin, must be what the
+/// store answers for the same steps: the live path and the query path agree
+/// (per class, per protocol, flows ended per reason, the 0.1 s series).
+fn check_live_series_equal_the_store(b: &Browser, svc: &Service) {
+    let st = b.eval(
+        "const s = window.trafficscope.state();
+         return {cls: s.data.cls, proto: s.data.proto, fEnded: s.data.fEnded, pk: s.data.pk, fine: s.data.fine};",
+    );
+    // The store commits at least every 0.5 s: leave the newest 2 s out.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut compared = 0;
+    for (name, params) in [
+        ("cls", "metric=packets&by=class"),
+        ("proto", "metric=bytes&by=protocol"),
+        ("fEnded", "metric=flows_ended"),
+        ("pk", "metric=packets"),
+        ("fine", "metric=fine_bytes"),
+    ] {
+        let page = &st[name];
+        let times: Vec<u64> = serde_json::from_value(page["times_ns"].clone()).unwrap();
+        let step = page["step_ns"].as_u64().unwrap();
+        let (from, to) = (times[0], *times.last().unwrap() + step - 2_000_000_000);
+        let api = svc.get(&format!(
+            "/api/v1/series?{params}&from={}&to={}&step={}ms",
+            secs(from),
+            secs(to),
+            step / 1_000_000
+        ));
+        let api_times: Vec<u64> = serde_json::from_value(api["times_ns"].clone()).unwrap();
+        for line in page["lines"].as_array().unwrap() {
+            let key = line["key"].as_str().unwrap();
+            let api_line = api["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["key"] == key);
+            for (k, t) in api_times.iter().enumerate() {
+                let Some(i) = times.iter().position(|x| x == t) else {
+                    continue;
+                };
+                // A key absent from the store's answer is 0 there (only
+                // non-zero keys are kept); a null is a bin not stored.
+                let a = match api_line {
+                    Some(l) if l["values"][k].is_null() => continue,
+                    Some(l) => l["values"][k].as_f64().unwrap(),
+                    None if api["lines"][0]["values"][k].is_null() => continue,
+                    None => 0.0,
+                };
+                let p = line["values"][i].as_f64().unwrap_or(0.0);
+                assert!(
+                    (p - a).abs() <= 1e-6 * a.abs().max(1.0),
+                    "{name} {key} at {t}: page {p}, store {a}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    eprintln!("live: {compared} values accumulated from the stream equal the store's");
+    assert!(compared > 50, "only {compared} values compared");
 }
 
 /// A pcap (Ethernet, IPv4) of the given frames, 10 ms apart.
@@ -685,4 +747,181 @@ fn dashboard_figures() {
     );
     println!("  live page CPU:                {:.1} % of a core (all chromium processes) at {updates:.2} updates/s, {keys} keys drawn; {:.1} % on a blank page", page * 100.0, blank * 100.0);
     println!("  server CPU:                   {:.1} % of a core alone, {:.1} % with one live page (+{:.1} %)", server_alone * 100.0, server_with * 100.0, (server_with - server_alone) * 100.0);
+}
+
+#[test]
+fn the_demo_shows_live_classification_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let svc = Service::start(&["demo", "--listen", "127.0.0.1:0"]);
+    let b = Browser::start("demo", 1440, 4000);
+    b.goto(&svc.url("/"));
+    b.wait_for("document.body.dataset.rendered", Duration::from_secs(20));
+    // Two windows closed: the newest is a full one (the first may start
+    // before the service did).
+    b.wait_for(
+        "(window.trafficscope.state().data.windows.windows.filter(w => w.accuracy != null).length >= 2)",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let acc = b.eval("return Number(document.querySelector('#p-accuracy .last').dataset.raw);");
+    let acc = acc.as_f64().unwrap();
+    eprintln!("demo: newest window's accuracy on the page: {acc}");
+    assert!(acc >= 0.95, "accuracy {acc}");
+    // The page shows it, as a percentage, in the panel's note.
+    let note = b.texts("#p-accuracy .note")[0].clone();
+    assert!(note.contains(&format!("{:.1} %", acc * 100.0)), "{note}");
+    // Web, video and VoIP are all on the page (packets per class).
+    let keys = b.texts("#p-class .keys .chip");
+    for class in ["web", "video", "voip"] {
+        assert!(keys.iter().any(|k| k == class), "{class} not in {keys:?}");
+    }
+    let errors = b.errors();
+    assert!(errors.is_empty(), "{errors:?}");
+    b.screenshot_page("demo");
+    b.screenshot_panels("panel");
+}
+
+/// The README's screenshot: the demo after a minute and a half, as a
+/// 1440 px wide window shows it. `cargo test -p trafficscope --test
+/// dashboard -- --ignored readme_screenshot` writes docs/dashboard.png.
+#[test]
+#[ignore]
+fn readme_screenshot() {
+    assert!(browser_available());
+    let svc = Service::start(&["demo", "--listen", "127.0.0.1:0"]);
+    std::thread::sleep(Duration::from_secs(90));
+    let b = Browser::start("readme", 1440, 1700);
+    b.goto(&svc.url("/"));
+    b.wait_for("document.body.dataset.rendered", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let png = b.screenshot_view("readme");
+    let dest = common::repo_dir().join("docs/dashboard.png");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(png, &dest).unwrap();
+}
+
+/// Records of a pcap file (little- or big-endian, µs or ns).
+fn pcap_records(path: &Path) -> (u64, u64) {
+    let b = std::fs::read(path).unwrap();
+    let le = matches!(&b[..4], [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1]);
+    let u32_at = |o: usize| {
+        let w = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let (mut off, mut n, mut wire) = (24, 0, 0);
+    while off + 16 <= b.len() {
+        let incl = u32_at(off + 8) as usize;
+        wire += u64::from(u32_at(off + 12));
+        off += 16 + incl;
+        n += 1;
+    }
+    (n, wire)
+}
+
+#[test]
+fn the_page_downloads_a_flows_packets_and_shows_api_errors_in_the_panel() {
+    let Some(data) = data_if_present() else {
+        eprintln!("SKIP: no ../shared/data");
+        return;
+    };
+    if !browser_available() {
+        return;
+    }
+    let dir = temp_dir("pcap");
+    let cap = data.join("pcap-apps/ndpi/video/netflix.pcap");
+    let ring = dir.join("ring");
+    let store = dir.join("store");
+    let svc = Service::start(&[
+        "run",
+        "-r",
+        cap.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--data",
+        store.to_str().unwrap(),
+        "--bin-retention",
+        "36500d",
+        "--flow-retention",
+        "36500d",
+        "-w",
+        ring.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    svc.wait_for("input ended", Duration::from_secs(60));
+    let downloads = dir.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let b = Browser::start_with_downloads("pcap", 1440, 4000, Some(&downloads));
+    b.goto(&svc.url("/?range=custom&from=2017-01-13T14:50:00Z&to=2017-01-13T14:53:00Z"));
+    b.wait_for(
+        "document.querySelector('#p-flows td[data-col=pcap] button')",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        b.eval("return document.getElementById('pcap-range').hidden;"),
+        Value::Bool(false)
+    );
+    // The top flow's packets, as the table says, arrive as a pcap file.
+    let want = raw_of(&b, "#p-flows tbody tr:first-child td[data-col=packets]")[0].1 as u64;
+    let want_bytes = raw_of(&b, "#p-flows tbody tr:first-child td[data-col=bytes]")[0].1 as u64;
+    b.click("#p-flows tbody tr:first-child td[data-col=pcap] button");
+    let file = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let done: Vec<PathBuf> = std::fs::read_dir(&downloads)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+                .collect();
+            if let Some(f) = done.first() {
+                break f.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no download; page says {:?}",
+                b.texts("#pcap-msg")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        pcap_records(&file),
+        (want, want_bytes),
+        "{}",
+        file.display()
+    );
+    assert!(b.texts("#pcap-msg")[0].starts_with("downloaded"));
+
+    // A range the API refuses for windows (more than it lists): that panel
+    // says why, the others still draw.
+    b.goto(&svc.url("/?range=custom&from=2000-01-01T00:00:00Z&to=2026-01-01T00:00:00Z"));
+    b.wait_for("document.body.dataset.rendered", Duration::from_secs(20));
+    let msg = b.texts("#p-accuracy .msg")[0].clone();
+    assert!(
+        msg.starts_with("Cannot show this panel:") && msg.contains("narrow it"),
+        "{msg}"
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('#p-accuracy .msg').hidden;"),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('#p-class').classList.contains('failed');"),
+        Value::Bool(false)
+    );
+    b.screenshot_el("#p-accuracy", "error-in-panel");
+    let errors: Vec<String> = b
+        .errors()
+        .into_iter()
+        .filter(|e| !e.starts_with("400 "))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
 }

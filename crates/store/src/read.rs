@@ -451,26 +451,40 @@ impl Q<'_> {
                     .map(|k| gap(k, head[k][0] / weight[k].max(1.0)))
                     .collect(),
             }]),
+            // The total, then one line per end reason (most flows first).
             (Metric::FlowsEnded, _) => {
                 let mut sum = vec![0f64; n];
+                let mut by_reason: HashMap<String, Vec<f64>> = HashMap::new();
                 if let Some(sql) = self.union(
                     ke,
                     start,
                     end,
-                    "start_ns, flows",
+                    "start_ns, reason, flows",
                     "start_ns >= ?1 AND start_ns < ?2",
                 )? {
                     self.each(&sql, &[&i(start), &i(end)], |r| {
                         if let Some(k) = idx(r.get(0)?) {
-                            sum[k] += r.get::<_, Option<i64>>(1)?.unwrap_or(0) as f64;
+                            let v = r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64;
+                            sum[k] += v;
+                            by_reason.entry(r.get(1)?).or_insert_with(|| vec![0.0; n])[k] += v;
                         }
                         Ok(())
                     })?;
                 }
-                Ok(vec![SeriesLine {
+                let mut reasons: Vec<(String, Vec<f64>)> = by_reason.into_iter().collect();
+                reasons.sort_by(|a, b| {
+                    let (ta, tb) = (a.1.iter().sum::<f64>(), b.1.iter().sum::<f64>());
+                    tb.total_cmp(&ta).then_with(|| a.0.cmp(&b.0))
+                });
+                let mut lines = vec![SeriesLine {
                     key: "total".into(),
                     values: (0..n).map(|k| gap(k, sum[k])).collect(),
-                }])
+                }];
+                lines.extend(reasons.into_iter().map(|(key, v)| SeriesLine {
+                    key,
+                    values: (0..n).map(|k| gap(k, v[k])).collect(),
+                }));
+                Ok(lines)
             }
             (_, None) => Ok(vec![SeriesLine {
                 key: "total".into(),

@@ -129,6 +129,29 @@ fn every_output_kind_round_trips() {
         let s = r.series(&sq(metric, None, T0, T0 + 10 * S, S)).unwrap();
         let want: Vec<Option<f64>> = bs.iter().map(|b| Some(get(b))).collect();
         assert_eq!(s.lines[0].values, want, "{metric:?}");
+        if metric == Metric::FlowsEnded {
+            // After the total, one line per end reason.
+            let reasons: std::collections::BTreeSet<&str> = bs
+                .iter()
+                .flat_map(|b| b.flows_ended.iter().map(|e| e.0.as_str()))
+                .collect();
+            assert_eq!(s.lines.len(), 1 + reasons.len());
+            for line in &s.lines[1..] {
+                let want: Vec<Option<f64>> = bs
+                    .iter()
+                    .map(|b| {
+                        let n = b
+                            .flows_ended
+                            .iter()
+                            .filter(|e| e.0 == line.key)
+                            .map(|e| e.1)
+                            .sum::<u64>();
+                        Some(n as f64)
+                    })
+                    .collect();
+                assert_eq!(line.values, want, "flows ended {}", line.key);
+            }
+        }
     }
     for dim in Dim::ALL {
         let s = r

@@ -58,6 +58,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn start(test: &str, width: u32, height: u32) -> Browser {
+        Browser::start_with_downloads(test, width, height, None)
+    }
+
+    /// With downloads saved, without asking, into `downloads`.
+    pub fn start_with_downloads(
+        test: &str,
+        width: u32,
+        height: u32,
+        downloads: Option<&Path>,
+    ) -> Browser {
         let port = free_port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
@@ -77,10 +87,17 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
+        let prefs = match downloads {
+            Some(d) => {
+                json!({"download.default_directory": d, "download.prompt_for_download": false})
+            }
+            None => json!({}),
+        };
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
+                "prefs": prefs,
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -185,6 +202,14 @@ impl Browser {
             .block_on(self.c().set_window_size(w as u32, h.max(old_h as u32) + 40))
             .unwrap();
         std::thread::sleep(Duration::from_millis(400));
+        let png = self.rt.block_on(self.c().screenshot()).unwrap();
+        let p = self.shots.join(format!("{name}.png"));
+        std::fs::write(&p, png).unwrap();
+        p
+    }
+
+    /// A PNG of what the window shows.
+    pub fn screenshot_view(&self, name: &str) -> PathBuf {
         let png = self.rt.block_on(self.c().screenshot()).unwrap();
         let p = self.shots.join(format!("{name}.png"));
         std::fs::write(&p, png).unwrap();

@@ -27,6 +27,12 @@ function timeTicks(u, splits, axis, space, incr) {
   });
 }
 
+/** Axis width that fits its longest label (uPlot calls it with the labels). */
+export function axisSize(u, values) {
+  if (!values) return 50;
+  return Math.max(...values.map((v) => String(v).length)) * 7 + 16;
+}
+
 function sized(host, make) {
   const width = () => Math.max(280, host.clientWidth);
   const chart = make(width());
@@ -97,7 +103,7 @@ export class TimeChart {
     }
     const axes = [
       { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, values: timeTicks },
-      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 78, values: (u, sp) => sp.map((v) => o.fmt(v)) },
+      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: axisSize, values: (u, sp) => sp.map((v) => o.fmt(v)) },
     ];
     const scales = { x: { time: true, range: () => this.xr }, y: { range: o.yRange || ((u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1]) } };
     for (const a of o.axes || []) {

@@ -11,6 +11,7 @@ import * as f from './fmt.js';
 import * as P from './panels.js';
 import * as st from './state.js';
 import { FlowTable, load as loadFlows } from './flows.js';
+import { axisSize } from './charts.js';
 
 let S = st.read();
 let info = null; // the service's settings (classes, bin, window, Hurst)
@@ -40,13 +41,13 @@ const panels = {
     kind: 'line',
     fmt: f.bits,
     onSelect: zoom,
-    axes: [{ scale: 'pps', def: {}, axis: { scale: 'pps', side: 1, stroke: '#555', grid: { show: false }, size: 78, values: (u, sp) => sp.map((v) => f.si(v, 'pkt/s')) } }],
+    axes: [{ scale: 'pps', def: {}, axis: { scale: 'pps', side: 1, stroke: '#555', grid: { show: false }, size: axisSize, values: (u, sp) => sp.map((v) => f.si(v, 'pkt/s')) } }],
   }),
   flowrate: new P.SeriesPanel('flowrate', {
     kind: 'line',
     fmt: (v) => f.si(v, 'flows/s'),
     onSelect: zoom,
-    axes: [{ scale: 'open', def: {}, axis: { scale: 'open', side: 1, stroke: '#555', grid: { show: false }, size: 56, values: (u, sp) => sp.map((v) => f.si(v, '')) } }],
+    axes: [{ scale: 'open', def: {}, axis: { scale: 'open', side: 1, stroke: '#555', grid: { show: false }, size: axisSize, values: (u, sp) => sp.map((v) => f.si(v, '')) } }],
   }),
   shares: new P.Panel('shares'),
   accuracy: new P.Panel('accuracy'),
@@ -256,13 +257,21 @@ function drawRate() {
   panels.rate.setNote(k > 1 ? `Lines: the largest of every ${k} points (${each}).` : `Lines: ${each}.`);
 }
 
+const REASON = { fin: '#009E73', rst: '#D55E00', idle: '#E69F00', active: '#CC79A7', evicted: '#882255', 'end-of-input': '#999999' };
+
 function drawFlowRate() {
   const st = data.fStart;
   const div = st.step_ns / 1e9;
   const per = (s) => (s.lines[0] ? s.lines[0].values.map((v) => (v == null ? null : v / div)) : []);
+  // Ended per second by end reason (the store's lines after the total).
+  const ended = data.fEnded.lines.slice(1).map((l) => ({
+    key: `ended ${l.key}/s`,
+    colour: REASON[l.key] || f.colour('reason', l.key),
+    values: l.values.map((v) => (v == null ? null : v / div)),
+  }));
   panels.flowrate.draw(st.times_ns, [
-    { key: 'started/s', colour: '#0072B2', values: per(data.fStart) },
-    { key: 'ended/s', colour: '#D55E00', values: per(data.fEnded) },
+    { key: 'started/s', colour: '#0072B2', width: 2, values: per(data.fStart) },
+    ...ended,
     { key: 'open', colour: '#333333', scale: 'open', width: 2, fmt: (v) => f.si(v, 'flows'), values: data.fActive.lines[0] ? data.fActive.lines[0].values : [] },
   ], range);
 }
@@ -436,7 +445,10 @@ function onBin(bin) {
   addTo(data.dir, t, counts(bin, 'direction', 'bytes'));
   addTo(data.pk, t, { total: bin.packets });
   addTo(data.fStart, t, { total: bin.flows_started });
-  addTo(data.fEnded, t, { total: bin.flows_ended.reduce((a, e) => a + e.flows, 0) });
+  // flows_ended: [[reason, flows], …]
+  const ended = { total: bin.flows_ended.reduce((a, e) => a + e[1], 0) };
+  for (const [reason, n] of bin.flows_ended) ended[reason] = n;
+  addTo(data.fEnded, t, ended);
   addTo(data.fActive, t, { total: bin.flows_active }, true);
   if (data.fine) {
     const names = ['total', 'tcp', 'udp'];

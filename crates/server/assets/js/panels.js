@@ -2,7 +2,7 @@
 // it, and shows an API error as a message in place of its chart (never a
 // blank chart).
 
-import { TimeChart, XYChart, donut } from './charts.js';
+import { TimeChart, XYChart, axisSize, donut } from './charts.js';
 import * as f from './fmt.js';
 
 /** A section of the page: `#p-NAME` in index.html. */
@@ -100,7 +100,7 @@ export function accuracyChart(host, onSelect) {
     axes: [{
       scale: '%',
       def: { range: [0, 1] },
-      axis: { scale: '%', side: 1, stroke: '#555', grid: { show: false }, size: 50, values: (u, sp) => sp.map((v) => `${Math.round(v * 100)} %`) },
+      axis: { scale: '%', side: 1, stroke: '#555', grid: { show: false }, size: axisSize, values: (u, sp) => sp.map((v) => `${Math.round(v * 100)} %`) },
     }],
   });
 }
