@@ -227,6 +227,57 @@ fn the_page_shows_what_the_api_and_the_offline_commands_count() {
     // Every panel drew something: no API error shown anywhere.
     let failed = b.texts(".panel.failed h2");
     assert!(failed.is_empty(), "panels showing an error: {failed:?}");
+
+    // Click the class `web`: the panels kept per class show web's traffic
+    // (equal to the API's filtered totals), the others say they do not.
+    let loads = b
+        .eval("return Number(document.body.dataset.loads);")
+        .as_f64()
+        .unwrap();
+    b.click("#p-class .keys .chip[data-key=web]");
+    b.wait_for(
+        &format!("Number(document.body.dataset.loads) > {loads}"),
+        Duration::from_secs(20),
+    );
+    assert!(b
+        .eval("return location.search;")
+        .as_str()
+        .unwrap()
+        .contains("class=web"));
+    let web = svc.get(&format!("/api/v1/totals?{range}&class=web"));
+    let tiles: BTreeMap<String, f64> = serde_json::from_value(b.eval(
+        "const o = {}; for (const t of document.querySelectorAll('[data-tile]')) o[t.dataset.tile] = Number(t.querySelector('.value').dataset.raw); return o;",
+    ))
+    .unwrap();
+    assert_eq!(tiles["packets"], web["packets"].as_f64().unwrap());
+    let class_web = totals["by"]["class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "web")
+        .unwrap();
+    assert_eq!(web["packets"], class_web["packets"]);
+    let page_proto: BTreeMap<String, f64> = raw_of(&b, "#p-shares .share-protocol td[data-raw]")
+        .into_iter()
+        .collect();
+    let api_proto: BTreeMap<String, f64> = web["by"]["protocol"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["key"].as_str().unwrap().to_string(),
+                x["bytes"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(page_proto, api_proto);
+    assert!(api_proto.values().sum::<f64>() < stats["wire_bytes"].as_f64().unwrap());
+    assert_eq!(b.texts("#p-protocol .scope")[0], "filtered: class web");
+    assert!(b.texts("#p-rate .scope")[0].starts_with("all traffic"));
+    b.screenshot_page("filtered-web");
+    let errors = b.errors();
+    assert!(errors.is_empty(), "{errors:?}");
 }
 
 #[test]

@@ -268,6 +268,7 @@ fn per_second(h: &dyn History, from: u64, to: u64) -> Vec<(u64, Option<f64>)> {
             to_ns: to,
             step_ns: 1_000_000_000,
             top: 10,
+            filter: Vec::new(),
         })
         .unwrap();
     let line = &s.lines[0];

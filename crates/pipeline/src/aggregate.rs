@@ -76,9 +76,69 @@ pub struct BinAggregator {
     services: StaticCounts,
     directions: StaticCounts,
     apps: StaticCounts,
+    cross: CrossCounts,
     flows_started: u64,
     flows_ended: StaticCounts,
     fine: [Vec<u64>; 3],
+}
+
+/// Counts by (class, protocol, app, direction) together; names found by
+/// pointer, and the last entry hit tried first (a bin's packets come in
+/// runs of one flow).
+#[derive(Default)]
+struct CrossCounts {
+    entries: Vec<CrossEntry>,
+    last: usize,
+}
+
+struct CrossEntry {
+    class: usize,
+    protocol: &'static str,
+    app: Option<&'static str>,
+    direction: Option<&'static str>,
+    packets: u64,
+    bytes: u64,
+}
+
+fn same(a: Option<&'static str>, b: Option<&'static str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl CrossCounts {
+    #[inline]
+    fn add(&mut self, p: &PacketFacts, bytes: u64) {
+        let hit = |e: &CrossEntry| {
+            e.class == p.class
+                && (std::ptr::eq(e.protocol, p.protocol) || e.protocol == p.protocol)
+                && same(e.app, p.app)
+                && same(e.direction, p.direction)
+        };
+        let i = match self.entries.get(self.last) {
+            Some(e) if hit(e) => self.last,
+            _ => match self.entries.iter().position(hit) {
+                Some(i) => i,
+                None => {
+                    self.entries.push(CrossEntry {
+                        class: p.class,
+                        protocol: p.protocol,
+                        app: p.app,
+                        direction: p.direction,
+                        packets: 0,
+                        bytes: 0,
+                    });
+                    self.entries.len() - 1
+                }
+            },
+        };
+        self.last = i;
+        let e = &mut self.entries[i];
+        e.packets += 1;
+        e.bytes += bytes;
+    }
 }
 
 impl BinAggregator {
@@ -100,6 +160,7 @@ impl BinAggregator {
             services: StaticCounts::default(),
             directions: StaticCounts::default(),
             apps: StaticCounts::default(),
+            cross: CrossCounts::default(),
             flows_started: 0,
             flows_ended: StaticCounts::default(),
             fine: [vec![0; n], vec![0; n], vec![0; n]],
@@ -174,6 +235,7 @@ impl BinAggregator {
         if let Some(a) = p.app {
             self.apps.add(a, bytes);
         }
+        self.cross.add(p, bytes);
         self.flows_started += p.flow_started as u64;
         let i = (p.ts_ns.saturating_sub(start) / self.fine_ns) as usize;
         let i = i.min(self.fine[0].len() - 1);
@@ -220,6 +282,19 @@ impl BinAggregator {
             for e in &sc.0 {
                 push(dim, e.0, e.1, e.2);
             }
+        }
+        for e in &mut self.cross.entries {
+            if e.packets > 0 {
+                let key = format!(
+                    "{}|{}|{}|{}",
+                    self.class_keys.get(e.class).map_or("-", String::as_str),
+                    e.protocol,
+                    e.app.unwrap_or("-"),
+                    e.direction.unwrap_or("-")
+                );
+                push(Dim::Cross, &key, e.packets, e.bytes);
+            }
+            (e.packets, e.bytes) = (0, 0);
         }
         counts.sort_by(|a, b| (a.dim, &a.key).cmp(&(b.dim, &b.key)));
         let mut flows_ended: Vec<(String, u64)> = self

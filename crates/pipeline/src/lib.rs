@@ -16,6 +16,6 @@ pub use source::{Event, Input, Origin, Source, SourceConfig, SourceError};
 pub use stages::{Pipeline, PipelineConfig};
 pub use status::{unix_now_ns, LatencyHistogram, Status};
 pub use types::{
-    Bin, ClassOutcome, Dim, DimCount, EvalWindow, FineStats, FlowRow, HurstPoint, Output,
-    SeriesName,
+    cross_parts, Bin, ClassOutcome, Dim, DimCount, EvalWindow, FineStats, FlowRow, HurstPoint,
+    Output, SeriesName, CROSS_PARTS,
 };

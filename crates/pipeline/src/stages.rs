@@ -346,7 +346,12 @@ impl Pipeline {
                 }
             }
             if let Ok(mut totals) = self.status.totals.lock() {
-                for c in &bin.counts {
+                // The cross dimension is for filtered queries of the store.
+                for c in bin
+                    .counts
+                    .iter()
+                    .filter(|c| c.dim != crate::types::Dim::Cross)
+                {
                     let e = totals.entry((c.dim, c.key.clone())).or_default();
                     e.0 += c.packets;
                     e.1 += c.bytes;

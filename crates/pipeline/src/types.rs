@@ -28,9 +28,35 @@ pub enum Dim {
     /// `dns`, `http`, `rtp`, …), `unrecognised` before or without one; IP
     /// packets in a flow only, so its keys add up with `direction`'s.
     App,
+    /// Class, protocol, application and direction together, key
+    /// `class|protocol|app|direction` (`-` where a packet has no app or
+    /// direction): what lets a view filtered by one of them show the
+    /// others (the dashboard's click-to-filter). Not in [`Dim::ALL`]: it
+    /// is read through filters, not listed.
+    Cross,
+}
+
+/// The parts of a [`Dim::Cross`] key, in order.
+pub const CROSS_PARTS: [Dim; 4] = [Dim::Class, Dim::Protocol, Dim::App, Dim::Direction];
+
+/// Splits a [`Dim::Cross`] key into its four parts (`-` for none).
+pub fn cross_parts(key: &str) -> Option<[&str; 4]> {
+    let mut it = key.splitn(4, '|');
+    Some([it.next()?, it.next()?, it.next()?, it.next()?])
 }
 
 impl Dim {
+    /// Every dimension a bin carries, [`Dim::Cross`] included.
+    pub const STORED: [Dim; 7] = [
+        Dim::Class,
+        Dim::TrueClass,
+        Dim::Protocol,
+        Dim::Service,
+        Dim::Direction,
+        Dim::App,
+        Dim::Cross,
+    ];
+
     pub const ALL: [Dim; 6] = [
         Dim::Class,
         Dim::TrueClass,
@@ -48,11 +74,12 @@ impl Dim {
             Dim::Service => "service",
             Dim::Direction => "direction",
             Dim::App => "app",
+            Dim::Cross => "cross",
         }
     }
 
     pub fn parse(s: &str) -> Option<Dim> {
-        Dim::ALL.into_iter().find(|d| d.as_str() == s)
+        Dim::STORED.into_iter().find(|d| d.as_str() == s)
     }
 }
 

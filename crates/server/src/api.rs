@@ -30,8 +30,27 @@ const MAX_FLOWS: u64 = 1_000;
 const MAX_OFFSET: u64 = 1_000_000;
 const MAX_TOP: u64 = 100;
 
-const SERIES_PARAMS: &[&str] = &["metric", "by", "from", "to", "step", "top"];
-const RANGE_PARAMS: &[&str] = &["from", "to"];
+const SERIES_PARAMS: &[&str] = &[
+    "metric",
+    "by",
+    "from",
+    "to",
+    "step",
+    "top",
+    "class",
+    "protocol",
+    "app",
+    "direction",
+];
+const TOTALS_PARAMS: &[&str] = &["from", "to", "class", "protocol", "app", "direction"];
+/// Filters of series and totals: packets whose class, protocol, app and
+/// direction match (from the bins' cross dimension).
+const FILTERS: [(&str, Dim); 4] = [
+    ("class", Dim::Class),
+    ("protocol", Dim::Protocol),
+    ("app", Dim::App),
+    ("direction", Dim::Direction),
+];
 const WINDOW_PARAMS: &[&str] = &["from", "to", "step"];
 const HURST_PARAMS: &[&str] = &["series", "from", "to", "step"];
 const FLOW_PARAMS: &[&str] = &[
@@ -43,8 +62,8 @@ const ENDPOINTS: &[(&str, &[&str], &str)] = &[
     ("/api/v1/summary", &[], "totals since start, rates over the last 10 s (wall clock), drops, queue, store state, classes"),
     ("/api/v1/health", &[], "ok or degraded, with reasons"),
     ("/api/v1/extent", &[], "what the history holds: first and last time, tiers, size"),
-    ("/api/v1/series", SERIES_PARAMS, "metric (packets, bytes, flows_started, flows_ended, flows_active, fine_bytes) by a dimension at a step"),
-    ("/api/v1/totals", RANGE_PARAMS, "packets, bytes and flows over a range, by every dimension"),
+    ("/api/v1/series", SERIES_PARAMS, "metric (packets, bytes, flows_started, flows_ended: the total then per end reason, flows_active, fine_bytes) by a dimension at a step; packets and bytes filtered by class, protocol, app, direction"),
+    ("/api/v1/totals", TOTALS_PARAMS, "packets, bytes and flows over a range, by every dimension; with a filter (class, protocol, app, direction), packets and bytes of the matching packets by class, protocol, app and direction"),
     ("/api/v1/windows", WINDOW_PARAMS, "evaluation windows (hits, misses, accuracy) over a range; with `step` (a multiple of the window), summed per step"),
     ("/api/v1/hurst", HURST_PARAMS, "sliding Hurst estimates of one series (total, tcp, udp); with `step`, the newest estimate of each step"),
     ("/api/v1/hurst/hvsm", crate::hvsm::PARAMS, "Local Whittle H against the number of frequencies M, for the estimation window ending at `end` (default: the newest estimate)"),
@@ -235,6 +254,24 @@ fn auto_step(from: u64, to: u64, width: u64) -> u64 {
     .unwrap_or_else(|| min_step(from, to, width, AUTO_POINTS))
 }
 
+/// `class=web&protocol=TCP`… → the store's filter.
+fn filters(q: &Query) -> Result<Vec<(Dim, String)>, ApiError> {
+    let mut out = Vec::new();
+    for (name, dim) in FILTERS {
+        if let Some(v) = q.get(name) {
+            if v.len() > 100 || v.contains('|') {
+                return Err(ApiError::param(
+                    name,
+                    format!("`{}` is not a {name} name", clip(v)),
+                    "a key as the API lists it (at most 100 characters, no `|`)",
+                ));
+            }
+            out.push((dim, v.to_string()));
+        }
+    }
+    Ok(out)
+}
+
 async fn series(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref(), SERIES_PARAMS)?;
     let metrics: Vec<(&str, Metric)> = Metric::ALL.iter().map(|m| (m.as_str(), *m)).collect();
@@ -251,6 +288,23 @@ async fn series(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
         ));
     }
     let top = q.uint("top", 1, MAX_TOP, 10)? as usize;
+    let filter = filters(&q)?;
+    if let Some((f, _)) = filter.first() {
+        if !matches!(metric, Metric::Packets | Metric::Bytes) {
+            return Err(ApiError::param(
+                f.as_str(),
+                format!("{} is not kept per {}", metric.as_str(), f.as_str()),
+                "a filter only with metric=packets or metric=bytes",
+            ));
+        }
+        if let Some(by) = dim.filter(|d| !pipeline::CROSS_PARTS.contains(d)) {
+            return Err(ApiError::param(
+                "by",
+                format!("{} is not kept per {}", by.as_str(), f.as_str()),
+                "with a filter, by=class, protocol, app or direction",
+            ));
+        }
+    }
     let step = q.duration("step")?;
     let ((from, to), extent) = ctx.range(q.range()?, DEFAULT_SPAN_NS, true).await?;
     let mut width = tier_for(&extent.unwrap_or_default(), from, ctx.app.info.bin_ns);
@@ -300,6 +354,7 @@ async fn series(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
         to_ns: to,
         step_ns: step,
         top,
+        filter,
     };
     let s = ctx.ask(move |h| h.series(&query)).await?;
     ok(&merge(
@@ -316,8 +371,35 @@ async fn series(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
 }
 
 async fn totals(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let q = Query::parse(q.as_deref(), RANGE_PARAMS)?;
+    let q = Query::parse(q.as_deref(), TOTALS_PARAMS)?;
+    let filter = filters(&q)?;
     let ((from, to), _) = ctx.range(q.range()?, DEFAULT_SPAN_NS, false).await?;
+    if !filter.is_empty() {
+        let f = filter.clone();
+        let t = ctx.ask(move |h| h.totals_where(from, to, &f)).await?;
+        let mut by = serde_json::Map::new();
+        for (dim, key, packets, bytes) in &t.by_dim {
+            if let Value::Array(list) = by
+                .entry(dim.as_str())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                list.push(json!({"key": key, "packets": packets, "bytes": bytes}));
+            }
+        }
+        let given: serde_json::Map<String, Value> = filter
+            .iter()
+            .map(|(d, v)| (d.as_str().to_string(), Value::String(v.clone())))
+            .collect();
+        // Flows and the 0.1 s series are not kept per key: null, not 0.
+        return ok(&merge(
+            range_json(from, to),
+            json!({
+                "filter": given, "bins": t.bins, "packets": t.packets, "bytes": t.bytes,
+                "flows_started": null, "flows_ended": null, "by": by,
+                "fine_ns": ctx.app.info.hurst.fine_ns, "fine": null,
+            }),
+        ));
+    }
     let t = ctx.ask(move |h| h.totals(from, to)).await?;
     let mut by = serde_json::Map::new();
     for (dim, key, packets, bytes) in &t.by_dim {

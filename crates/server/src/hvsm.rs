@@ -57,6 +57,7 @@ pub async fn hvsm(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Re
         to_ns: end,
         step_ns: fine,
         top: 1,
+        filter: Vec::new(),
     };
     let s = ctx.ask(move |h| h.series(&query)).await?;
     let values = s

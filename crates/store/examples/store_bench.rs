@@ -237,6 +237,7 @@ fn main() {
             to_ns: end,
             step_ns: step,
             top: 10,
+            filter: Vec::new(),
         };
         let mut times = Vec::new();
         let mut points = 0;

@@ -69,6 +69,10 @@ pub struct SeriesQuery {
     /// At most this many keys (largest by sum over the range); the rest are
     /// summed under `other` (with the key literally named `other`, if any).
     pub top: usize,
+    /// Count only packets whose class, protocol, app and direction match
+    /// every `(dim, key)` here (read from the cross dimension; packets and
+    /// bytes only, `dim` among class, protocol, app, direction).
+    pub filter: Vec<(Dim, String)>,
 }
 
 /// One key's values, one per step; `None` where the store has no bin for
@@ -197,6 +201,20 @@ pub struct TierExtent {
 pub trait History: Send + Sync {
     fn series(&self, q: &SeriesQuery) -> Result<Series, crate::StoreError>;
     fn totals(&self, from_ns: u64, to_ns: u64) -> Result<Totals, crate::StoreError>;
+    /// Packets and bytes over a range, in total and by class, protocol, app
+    /// and direction, of the packets matching every `(dim, key)` of
+    /// `filter` (flows, fine series: not kept per key, left empty).
+    fn totals_where(
+        &self,
+        from_ns: u64,
+        to_ns: u64,
+        filter: &[(Dim, String)],
+    ) -> Result<Totals, crate::StoreError> {
+        let _ = (from_ns, to_ns, filter);
+        Err(crate::StoreError::Query(
+            "this history cannot filter totals".into(),
+        ))
+    }
     fn windows(&self, from_ns: u64, to_ns: u64) -> Result<Vec<EvalWindow>, crate::StoreError>;
     fn hurst(
         &self,

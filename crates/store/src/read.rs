@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use pipeline::{ClassOutcome, Dim, EvalWindow, HurstPoint, SeriesName};
+use pipeline::{cross_parts, ClassOutcome, Dim, EvalWindow, HurstPoint, SeriesName, CROSS_PARTS};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 
 use crate::partition::{oldest_newest, tables_in, union_all, Kind};
@@ -60,6 +60,14 @@ impl Reader {
     }
     pub fn totals(&self, from_ns: u64, to_ns: u64) -> Result<Totals, StoreError> {
         self.q().run(|x| x.totals(from_ns, to_ns))
+    }
+    pub fn totals_where(
+        &self,
+        from_ns: u64,
+        to_ns: u64,
+        filter: &[(Dim, String)],
+    ) -> Result<Totals, StoreError> {
+        self.q().run(|x| x.totals_where(from_ns, to_ns, filter))
     }
     pub fn windows(&self, from_ns: u64, to_ns: u64) -> Result<Vec<EvalWindow>, StoreError> {
         self.q().run(|x| x.windows(from_ns, to_ns))
@@ -136,6 +144,14 @@ impl History for ReaderPool {
     fn totals(&self, from_ns: u64, to_ns: u64) -> Result<Totals, StoreError> {
         self.with(|x| x.totals(from_ns, to_ns))
     }
+    fn totals_where(
+        &self,
+        from_ns: u64,
+        to_ns: u64,
+        filter: &[(Dim, String)],
+    ) -> Result<Totals, StoreError> {
+        self.with(|x| x.totals_where(from_ns, to_ns, filter))
+    }
     fn windows(&self, from_ns: u64, to_ns: u64) -> Result<Vec<EvalWindow>, StoreError> {
         self.with(|x| x.windows(from_ns, to_ns))
     }
@@ -182,6 +198,22 @@ fn i(x: u64) -> i64 {
 
 fn u(x: i64) -> u64 {
     x.max(0) as u64
+}
+
+/// A filter as positions in a cross key: (part index, value).
+fn cross_filter(filter: &[(Dim, String)]) -> R<Vec<(usize, String)>> {
+    filter
+        .iter()
+        .map(|(d, v)| {
+            let p = CROSS_PARTS.iter().position(|p| p == d).ok_or_else(|| {
+                Fail::Query(format!(
+                    "cannot filter by {}: only by class, protocol, app, direction",
+                    d.as_str()
+                ))
+            })?;
+            Ok((p, v.clone()))
+        })
+        .collect()
 }
 
 /// A tier of bins: its width and tables.
@@ -434,6 +466,9 @@ impl Q<'_> {
             })?;
         }
         let gap = |k: usize, v: f64| (present[k] > 0).then_some(v);
+        if !q.filter.is_empty() {
+            return self.filtered_lines(q, kd, start, end, n, idx, &present);
+        }
         match (q.metric, q.dim) {
             (Metric::FineBytes, _) => Ok(SeriesName::ALL
                 .iter()
@@ -517,6 +552,79 @@ impl Q<'_> {
                 Ok(top_lines(by_key, q.top, n, &present))
             }
         }
+    }
+
+    /// Packets or bytes of the packets matching `q.filter`, by `q.dim`'s
+    /// part of the cross key (or in total), from the cross dimension.
+    #[allow(clippy::too_many_arguments)]
+    fn filtered_lines(
+        &self,
+        q: &SeriesQuery,
+        kd: Kind,
+        start: u64,
+        end: u64,
+        n: usize,
+        idx: &dyn Fn(i64) -> Option<usize>,
+        present: &[u32],
+    ) -> R<Vec<SeriesLine>> {
+        if !matches!(q.metric, Metric::Packets | Metric::Bytes) {
+            return Err(Fail::Query(format!(
+                "{} is not kept per class, protocol or application: ask without a filter",
+                q.metric.as_str()
+            )));
+        }
+        let filter = cross_filter(&q.filter)?;
+        let part = match q.dim {
+            None => None,
+            Some(d) => Some(CROSS_PARTS.iter().position(|p| *p == d).ok_or_else(|| {
+                Fail::Query(format!(
+                    "with a filter, `by` is one of class, protocol, app, direction (not {})",
+                    d.as_str()
+                ))
+            })?),
+        };
+        let bytes = q.metric == Metric::Bytes;
+        let mut by_key: HashMap<String, (f64, Vec<f64>)> = HashMap::new();
+        if let Some(sql) = self.union(
+            kd,
+            start,
+            end,
+            "start_ns, key, packets, bytes",
+            "dim = 'cross' AND start_ns >= ?1 AND start_ns < ?2",
+        )? {
+            self.each(&sql, &[&i(start), &i(end)], |r| {
+                let Some(k) = idx(r.get(0)?) else {
+                    return Ok(());
+                };
+                let key: String = r.get(1)?;
+                let Some(parts) = cross_parts(&key) else {
+                    return Ok(());
+                };
+                if !filter.iter().all(|(p, v)| parts[*p] == v.as_str()) {
+                    return Ok(());
+                }
+                let v = r
+                    .get::<_, Option<i64>>(if bytes { 3 } else { 2 })?
+                    .unwrap_or(0) as f64;
+                let line = part.map_or("total", |p| parts[p]).to_string();
+                let e = by_key.entry(line).or_insert_with(|| (0.0, vec![0.0; n]));
+                e.0 += v;
+                e.1[k] += v;
+                Ok(())
+            })?;
+        }
+        if part.is_none() {
+            let sums = by_key.remove("total").map_or(vec![0.0; n], |e| e.1);
+            return Ok(vec![SeriesLine {
+                key: "total".into(),
+                values: (0..n)
+                    .map(|k| (present[k] > 0).then_some(sums[k]))
+                    .collect(),
+            }]);
+        }
+        // Keys without traffic ("-": no app or direction) are not drawn.
+        by_key.remove("-");
+        Ok(top_lines(by_key, q.top, n, present))
     }
 
     /// `total`, `tcp`, `udp` at the fine tier: the mean of the fine values
@@ -704,6 +812,84 @@ impl Q<'_> {
                 (*name, stats)
             })
             .collect();
+        Ok(t)
+    }
+
+    /// Totals of the packets matching `filter`, from the cross dimension
+    /// (both tiers, as `totals`).
+    fn totals_where(&self, from: u64, to: u64, filter: &[(Dim, String)]) -> R<Totals> {
+        let want = cross_filter(filter)?;
+        let mut t = Totals {
+            from_ns: from,
+            to_ns: to,
+            ..Totals::default()
+        };
+        if to <= from {
+            return Ok(t);
+        }
+        let base = Tier::Base(self.base_width()?);
+        let m0 = from.div_ceil(MINUTE_NS).saturating_mul(MINUTE_NS);
+        let m1 = to / MINUTE_NS * MINUTE_NS;
+        let parts = if base.width() < MINUTE_NS && m0 < m1 {
+            vec![(base, from, m0), (Tier::Minute, m0, m1), (base, m1, to)]
+        } else {
+            vec![(base, from, to)]
+        };
+        let mut dims: HashMap<(Dim, String), (u64, u64)> = HashMap::new();
+        for (tier, lo, hi) in parts {
+            if lo >= hi {
+                continue;
+            }
+            let (kb, kd, _) = tier.kinds();
+            let w = "start_ns >= ?1 AND start_ns < ?2";
+            let p: [&dyn ToSql; 2] = [&i(lo), &i(hi)];
+            if let Some(sql) = self.union(kb, lo, hi, "bins", w)? {
+                self.each(&format!("SELECT sum(bins) FROM ({sql})"), &p, |r| {
+                    t.bins += u(r.get::<_, Option<i64>>(0)?.unwrap_or(0));
+                    Ok(())
+                })?;
+            }
+            if let Some(sql) = self.union(
+                kd,
+                lo,
+                hi,
+                "key, packets, bytes",
+                &format!("dim = 'cross' AND {w}"),
+            )? {
+                self.each(
+                    &format!("SELECT key, sum(packets), sum(bytes) FROM ({sql}) GROUP BY key"),
+                    &p,
+                    |r| {
+                        let key: String = r.get(0)?;
+                        let Some(parts) = cross_parts(&key) else {
+                            return Ok(());
+                        };
+                        if !want.iter().all(|(p, v)| parts[*p] == v.as_str()) {
+                            return Ok(());
+                        }
+                        let (pk, by) = (
+                            u(r.get::<_, Option<i64>>(1)?.unwrap_or(0)),
+                            u(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+                        );
+                        t.packets += pk;
+                        t.bytes += by;
+                        for (d, part) in CROSS_PARTS.iter().zip(parts) {
+                            if part != "-" {
+                                let e = dims.entry((*d, part.to_string())).or_default();
+                                e.0 += pk;
+                                e.1 += by;
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+        }
+        t.by_dim = dims
+            .into_iter()
+            .map(|((d, k), (p, b))| (d, k, p, b))
+            .collect();
+        t.by_dim.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         Ok(t)
     }
 

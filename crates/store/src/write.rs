@@ -175,7 +175,7 @@ fn json_u64s(v: &[u64]) -> String {
 /// `'class','true_class',…`: every dimension, so that lookups on the
 /// `(dim, start_ns, key)` key seek once per dimension instead of scanning.
 fn dims_in() -> String {
-    Dim::ALL
+    Dim::STORED
         .iter()
         .map(|d| format!("'{}'", d.as_str()))
         .collect::<Vec<_>>()

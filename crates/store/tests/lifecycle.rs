@@ -171,6 +171,7 @@ fn reopening_continues_the_history() {
             to_ns: u64::MAX / 2,
             step_ns: S,
             top: 5,
+            filter: Vec::new(),
         })
         .unwrap();
     assert_eq!(all.times_ns.len(), 100);
@@ -193,6 +194,7 @@ fn reopening_continues_the_history() {
             to_ns: T0 + 2 * MIN,
             step_ns: MIN,
             top: 5,
+            filter: Vec::new(),
         })
         .unwrap();
     let want: u64 = (60..120).map(|k| bin(T0 + k * S, 1 + k).packets).sum();
@@ -287,6 +289,7 @@ fn retention_drops_whole_old_days_relative_to_the_newest_data() {
             to_ns: T0 + DAY,
             step_ns: 3600 * S,
             top: 5,
+            filter: Vec::new(),
         })
         .unwrap();
     assert_eq!(s.tier_ns, MIN);
@@ -493,6 +496,7 @@ fn a_writer_killed_mid_stream_leaves_a_consistent_store() {
             to_ns: end,
             step_ns: MIN,
             top: 5,
+            filter: Vec::new(),
         })
         .unwrap();
     let minutes: f64 = s.lines[0].values.iter().flatten().sum();

@@ -18,6 +18,7 @@ fn sq(metric: Metric, dim: Option<Dim>, from: u64, to: u64, step: u64) -> Series
         to_ns: to,
         step_ns: step,
         top: 10,
+        filter: Vec::new(),
     }
 }
 

@@ -96,16 +96,21 @@ async function reload() {
   const span = range[1] - range[0];
   const fineStep = span <= 15 * 60e9 ? `${info.hurst.fine_ns / 1e6}ms` : null;
   const q = (params) => api.get('/api/v1/series', { ...t, ...params });
+  // Class, protocol, app and direction filter the store's answers (the
+  // bins keep them together); the other panels show all traffic.
+  const cf = crossFilter();
   const jobs = {
-    cls: q({ metric: 'packets', by: 'class' }),
-    proto: q({ metric: 'bytes', by: 'protocol' }),
-    dir: q({ metric: 'bytes', by: 'direction' }),
-    pk: q({ metric: 'packets' }),
+    cls: q({ metric: 'packets', by: 'class', ...cf }),
+    proto: q({ metric: 'bytes', by: 'protocol', ...cf }),
+    dir: q({ metric: 'bytes', by: 'direction', ...cf }),
+    pk: q({ metric: 'packets', ...cf }),
     fine: q({ metric: 'fine_bytes', step: fineStep }),
     fStart: q({ metric: 'flows_started' }),
     fEnded: q({ metric: 'flows_ended' }),
     fActive: q({ metric: 'flows_active' }),
-    totals: api.get('/api/v1/totals', t),
+    totals: api.get('/api/v1/totals', { ...t, ...cf }),
+    // Unfiltered, for what is not kept per key (flows, the 0.1 s series).
+    totalsAll: Object.keys(cf).length ? api.get('/api/v1/totals', t) : null,
     windows: api.get('/api/v1/windows', { ...t, step: stepFor(span, info.window_ns) }),
     hurst: api.get('/api/v1/hurst', { ...t, series: 'total', step: stepFor(span, info.hurst.step_ns) }),
     flows: loadFlows(range, S.filters, S.sort),
@@ -145,9 +150,15 @@ async function refreshFlows() {
 
 async function refreshTotals() {
   try {
-    const t = await api.get('/api/v1/totals', { from: f.apiTime(range[0]), to: f.apiTime(range[1]) });
+    const r = { from: f.apiTime(range[0]), to: f.apiTime(range[1]) };
+    const cf = crossFilter();
+    const [t, all] = await Promise.all([
+      api.get('/api/v1/totals', { ...r, ...cf }),
+      Object.keys(cf).length ? api.get('/api/v1/totals', r) : null,
+    ]);
     if (!data) return;
     data.totals = t;
+    data.totalsAll = all;
     delete data.failed.totals;
     drawTotals();
   } catch (e) {
@@ -308,9 +319,11 @@ function drawTotals() {
   P.shares(host('app'), by.app, 'app', { metric: 'bytes', selected: S.filters.app, onPick: pick });
   P.shares(host('class'), by.class, 'class', { metric: 'packets', selected: S.filters.class, onPick: pick });
   drawTiles();
-  // Burstiness over the visible range, pooled exactly by the server.
-  const fine = t.fine && t.fine.total;
-  const perS = 8 / (t.fine_ns / 1e9);
+  // Burstiness over the visible range, pooled exactly by the server (of
+  // all traffic: the 0.1 s series is not kept per key).
+  const all = data.totalsAll || t;
+  const fine = all.fine && all.fine.total;
+  const perS = 8 / (all.fine_ns / 1e9);
   const stats = panels.rate.el.querySelector('.stats');
   stats.replaceChildren(...(fine ? [
     f.el('span', { 'data-stat': 'mean', 'data-raw': String(fine.mean), text: `mean ${f.bits(fine.mean * perS)}` }),
@@ -318,7 +331,7 @@ function drawTotals() {
     f.el('span', { 'data-stat': 'peak', 'data-raw': String(fine.peak), text: `peak ${f.bits(fine.peak * perS)}` }),
     f.el('span', { class: 'dim', text: `over ${f.count(fine.fine_bins)} bins of 0.1 s` }),
   ] : [f.el('span', { class: 'dim', text: 'no traffic in this range' })]));
-  const ended = (t.flows_ended || []).map((e) => `${e.reason} ${f.count(e.flows)}`).join(' · ');
+  const ended = (all.flows_ended || []).map((e) => `${e.reason} ${f.count(e.flows)}`).join(' · ');
   panels.flowrate.setNote(`Ended by reason: ${ended || 'none'}.`);
 }
 
@@ -342,6 +355,23 @@ function drawControls() {
   }, `${k}: ${v} ✕`));
   $('filters').replaceChildren(...chips);
   $('filter-note').hidden = chips.length === 0;
+  // Each panel says whether the filters apply to it.
+  const list = (keys) => keys.filter((k) => S.filters[k]).map((k) => `${k} ${S.filters[k]}`).join(', ');
+  for (const el of document.querySelectorAll('.panel[data-scope]')) {
+    const scope = el.dataset.scope;
+    let text = '';
+    if (chips.length) {
+      if (scope === 'all') {
+        text = 'all traffic: not kept per class, protocol or application';
+      } else {
+        const on = list(scope === 'cross' ? CROSS : ['class', 'app', 'addr']);
+        text = on ? `filtered: ${on}` : 'all traffic';
+      }
+    }
+    const badge = el.querySelector('.scope');
+    badge.textContent = text;
+    badge.classList.toggle('on', Boolean(text));
+  }
   $('from').value = new Date(range[0] / 1e6).toISOString().slice(0, 19) + 'Z';
   $('to').value = new Date(range[1] / 1e6).toISOString().slice(0, 19) + 'Z';
 }
@@ -371,15 +401,38 @@ function later(kind, fn, ms) {
 
 // ------------------------------------------------------------- filters --
 
+/** The filters the store applies to series and totals (not `addr`). */
+const CROSS = ['class', 'protocol', 'app', 'direction'];
+function crossFilter() {
+  const out = {};
+  for (const k of CROSS) if (S.filters[k]) out[k] = S.filters[k];
+  return out;
+}
+
+/** Packets or bytes of a live bin by one part of the cross key (or the
+ *  total), counting only packets matching the filters. */
+function crossCounts(bin, part, what) {
+  const want = CROSS.map((k) => S.filters[k]);
+  const out = {};
+  for (const c of bin.counts) {
+    if (c.dim !== 'cross') continue;
+    const parts = c.key.split('|');
+    if (!want.every((w, i) => !w || parts[i] === w)) continue;
+    const key = part == null ? 'total' : parts[CROSS.indexOf(part)];
+    if (key === '-') continue;
+    out[key] = (out[key] || 0) + c[what];
+  }
+  return out;
+}
+
 function pick(dim, key) {
   const filters = { ...S.filters };
   if (filters[dim] === key) delete filters[dim];
   else filters[dim] = key;
   S = { ...S, filters };
   st.write(S, true);
-  drawControls();
-  drawAll();
-  refreshFlows();
+  // Every filtered panel is read again from the store.
+  reload();
 }
 
 // ---------------------------------------------------------------- live --
@@ -440,10 +493,17 @@ function onBin(bin) {
   }
   range = currentRange();
   const t = bin.start_ns;
-  addTo(data.cls, t, counts(bin, 'class', 'packets'));
-  addTo(data.proto, t, counts(bin, 'protocol', 'bytes'));
-  addTo(data.dir, t, counts(bin, 'direction', 'bytes'));
-  addTo(data.pk, t, { total: bin.packets });
+  if (Object.keys(crossFilter()).length) {
+    addTo(data.cls, t, crossCounts(bin, 'class', 'packets'));
+    addTo(data.proto, t, crossCounts(bin, 'protocol', 'bytes'));
+    addTo(data.dir, t, crossCounts(bin, 'direction', 'bytes'));
+    addTo(data.pk, t, { total: 0, ...crossCounts(bin, null, 'packets') });
+  } else {
+    addTo(data.cls, t, counts(bin, 'class', 'packets'));
+    addTo(data.proto, t, counts(bin, 'protocol', 'bytes'));
+    addTo(data.dir, t, counts(bin, 'direction', 'bytes'));
+    addTo(data.pk, t, { total: bin.packets });
+  }
   addTo(data.fStart, t, { total: bin.flows_started });
   // flows_ended: [[reason, flows], …]
   const ended = { total: bin.flows_ended.reduce((a, e) => a + e[1], 0) };
