@@ -217,13 +217,32 @@ impl DatasetBuilder {
     }
 
     /// Reads one capture: every finished flow with a label becomes a row
-    /// (plus prefix rows). Returns the capture's counts.
+    /// (plus prefix rows). Returns the capture's counts; a damaged capture
+    /// is an error (the rows of the flows decoded before the damage stay in
+    /// the dataset: see [`add_capture_partial`](Self::add_capture_partial)).
     pub fn add_capture(&mut self, path: &str) -> Result<CaptureStats> {
+        match self.add_capture_partial(path) {
+            (st, None) => Ok(st),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Reads one capture as far as it can be read: every flow with a label
+    /// becomes a row (plus prefix rows). Where the capture is damaged,
+    /// reading stops there, the flows decoded before the damage are ended
+    /// and kept, and the error (naming the file and the byte offset) comes
+    /// back beside the counts. A capture that cannot be opened gives the
+    /// error and no rows.
+    pub fn add_capture_partial(&mut self, path: &str) -> (CaptureStats, Option<ClassifyError>) {
         let cap_err = |source| ClassifyError::Capture {
             path: path.to_string(),
             source: Box::new(source),
         };
-        let mut reader = CaptureReader::open(path).map_err(cap_err)?;
+        let mut st = CaptureStats::default();
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(e) => return (st, Some(cap_err(e))),
+        };
         let name = base_name(path).to_string();
         let mut table = FlowTable::new(self.opts.flow_config.clone());
         let mut builders: HashMap<u64, FlowBuilder> = HashMap::new();
@@ -231,8 +250,16 @@ impl DatasetBuilder {
         let mut prefixes: HashMap<u64, Vec<(usize, FlowRecord)>> = HashMap::new();
         let max_prefix = self.opts.prefix_packets.iter().copied().max().unwrap_or(0);
         let mut done: Vec<FlowRecord> = vec![];
-        let mut st = CaptureStats::default();
-        while let Some(frame) = reader.next_frame().map_err(cap_err)? {
+        let mut stopped = None;
+        loop {
+            let frame = match reader.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    stopped = Some(cap_err(e));
+                    break;
+                }
+            };
             st.frames += 1;
             let pkt = decode::decode(frame.linktype, frame.data);
             let placed = table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |r| done.push(r));
@@ -266,12 +293,13 @@ impl DatasetBuilder {
                 self.add_record(&name, &r, pre, &mut st);
             }
         }
+        // End of input, or the damage: the flows seen so far end here.
         table.flush(&mut |r| done.push(r));
         for r in done.drain(..) {
             let pre = prefixes.remove(&r.id).unwrap_or_default();
             self.add_record(&name, &r, pre, &mut st);
         }
-        Ok(st)
+        (st, stopped)
     }
 
     fn add_record(

@@ -4,7 +4,9 @@
 //! [`FlowBuilder`] per open flow, predicts a flow once it has `min_packets`
 //! packets and re-predicts every `update_every` packets after that. Every
 //! packet carries its flow's current prediction; a prediction whose
-//! probability is under `threshold` is [`Prediction::Unknown`].
+//! probability is under `threshold` is [`Prediction::Unknown`]. A flow that
+//! ends before `min_packets` is judged once at its end (its
+//! [`FlowVerdict`] is never [`Prediction::Pending`]).
 //! [`WindowedEvaluator`] turns per-packet (or per-flow) outcomes into hits,
 //! misses and accuracy per window of capture time.
 
@@ -108,11 +110,10 @@ pub struct FlowVerdict {
     pub end_ns: u64,
     pub packets: u64,
     pub bytes: u64,
-    /// The answer after the last update (`Pending` when the flow never
-    /// reached `min_packets`).
+    /// The answer after the last update; a flow that ended before
+    /// `min_packets` is judged on what it had at its end (never `Pending`).
     pub prediction: Prediction,
-    /// Class probabilities of the last update (empty while pending), in the
-    /// model's class order.
+    /// Class probabilities of the last update, in the model's class order.
     pub probabilities: Vec<f32>,
     /// The flow as the flow table ended it (what `trafficscope flows` writes).
     pub record: FlowRecord,
@@ -262,12 +263,24 @@ impl StreamingClassifier {
         self.verdicts.drain(..)
     }
 
-    /// Turns the flows the table just ended into verdicts.
+    /// Turns the flows the table just ended into verdicts. A flow that ends
+    /// before its first prediction (fewer than `min_packets` packets) is
+    /// judged once on the whole flow as the table ended it: `pending` is an
+    /// answer only while a flow is open. The packets it had already carried
+    /// keep the `pending` they were given when they arrived.
     fn settle_ended(&mut self) {
-        for r in self.ended.drain(..) {
-            let Some(f) = self.flows.remove(&r.id) else {
+        let ended = std::mem::take(&mut self.ended);
+        for r in ended {
+            let Some(mut f) = self.flows.remove(&r.id) else {
                 continue;
             };
+            if f.prediction == Prediction::Pending {
+                let x = self.model.flow_row(&r);
+                let p = self.model.flow_proba(&x);
+                self.predictions += 1;
+                f.prediction = self.judge(&p);
+                f.probabilities = p;
+            }
             self.verdicts.push(FlowVerdict {
                 flow_id: r.id,
                 tuple: f.builder.tuple(),

@@ -98,6 +98,21 @@ fn dataset_train_save_load_and_stream() {
     }
     assert!(packets > 0 && predicted > 0);
     assert!(sc.predictions() > 0);
+    // At its end every flow has an answer: those that ended before the
+    // 8th packet are judged on what they had.
+    sc.finish();
+    let verdicts: Vec<_> = sc.drain_verdicts().collect();
+    assert!(
+        verdicts.iter().any(|v| v.packets < 8),
+        "short flows in sip.pcap"
+    );
+    for v in &verdicts {
+        assert_ne!(v.prediction, Prediction::Pending, "{v:?}");
+        assert!(
+            (v.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4,
+            "{v:?}"
+        );
+    }
     let windows = ev.finish();
     assert!(!windows.is_empty());
     assert_eq!(windows.iter().map(|w| w.unlabelled).sum::<u64>(), packets);

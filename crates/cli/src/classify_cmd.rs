@@ -97,6 +97,18 @@ pub struct TrainArgs {
     /// labels and seed give the same bytes (scripts/train-default-model).
     #[arg(long)]
     pub reproducible: bool,
+    /// Stop at the first damaged capture instead of skipping the rest of it
+    /// with a warning.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// A damaged training capture: the packets before the damage are kept, the
+/// rest is skipped (`train` without `--strict`).
+struct Skipped {
+    path: String,
+    error: String,
+    flows_kept: u64,
 }
 
 pub fn train(args: TrainArgs) -> Result<(), Failure> {
@@ -124,9 +136,57 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
             ..DatasetOptions::default()
         },
     );
+    let mut skipped: Vec<Skipped> = Vec::new();
     for c in &args.captures {
-        b.add_capture(c).map_err(err)?;
+        let (st, e) = b.add_capture_partial(c);
+        let Some(e) = e else { continue };
+        // A file that cannot be opened is a mistake in the command line, not
+        // damage: it stops training either way.
+        let unopenable = matches!(
+            &e,
+            classify::ClassifyError::Capture { source, .. }
+                if matches!(**source, capture::CaptureError::Open { .. })
+        );
+        if unopenable {
+            return Err(err(e));
+        }
+        let e = match e {
+            classify::ClassifyError::Capture { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        if args.strict {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "{e}\n--strict stops at the first damaged capture: leave it out, cut it \
+                 before the damage (editcap -r), or train without --strict to keep its \
+                 packets before the damage and skip the rest"
+            )));
+        }
+        eprintln!(
+            "trafficscope: warning: {e}; skipping the rest of this capture (kept its {} packets before the damage: {} flows, {} labelled; --strict stops here instead)",
+            st.frames, st.flows, st.labelled
+        );
+        skipped.push(Skipped {
+            path: c.clone(),
+            error: e,
+            flows_kept: st.flows,
+        });
     }
+    let skipped_note = (!skipped.is_empty()).then(|| {
+        format!(
+            "{} of {} captures damaged, read up to the damage and the rest skipped: {}",
+            skipped.len(),
+            args.captures.len(),
+            skipped
+                .iter()
+                .map(|s| format!(
+                    "{} ({} flows kept)",
+                    classify::labels::base_name(&s.path),
+                    s.flows_kept
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
     let (ds, stats) = b.finish();
     eprintln!("trafficscope: {} rows; {stats}", ds.len());
     if ds.class_names.len() < 2 {
@@ -259,7 +319,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
             } else {
                 t.elapsed().as_secs_f64()
             },
-            notes: vec![format!(
+            notes: std::iter::once(format!(
                 "{} chosen by held-out macro-F1 {f1:.3}; captures: {}",
                 kind.name(),
                 args.captures
@@ -267,7 +327,9 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
                     .map(|c| classify::labels::base_name(c))
                     .collect::<Vec<_>>()
                     .join(" ")
-            )],
+            ))
+            .chain(skipped_note.clone())
+            .collect(),
         };
         let file = match ev {
             Some(ev) => ModelFile::flow_with_evidence(m, ds.class_names.clone(), summary, ev),
@@ -275,6 +337,12 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         };
         file.save(path).map_err(err)?;
         eprintln!("trafficscope: wrote {} model to {path}", kind.name());
+    }
+    if let Some(note) = &skipped_note {
+        eprintln!("trafficscope: {note}");
+        for s in &skipped {
+            eprintln!("trafficscope:   {}", s.error);
+        }
     }
     Ok(())
 }
@@ -301,8 +369,9 @@ pub struct ClassifyArgs {
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
     /// Also write one CSV row per flow as it ends: five-tuple, times,
-    /// packets, bytes, the final prediction (`unknown` below the threshold,
-    /// `pending` before the first prediction), its confidence, every class
+    /// packets, bytes, the final prediction (`unknown` below the threshold;
+    /// a flow that ended before --first-packets is judged on what it had at
+    /// its end, so never `pending`), its confidence, every class
     /// probability and, with labels, the true class.
     #[arg(long = "flows", value_name = "CSV")]
     pub flows: Option<String>,

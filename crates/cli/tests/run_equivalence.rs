@@ -115,6 +115,7 @@ fn run_store_equals_stats_classify_and_flows_on_every_pcap_apps_capture() {
         );
 
         // classify: packets by their flow's class, and the 5 s windows.
+        let flows_csv = temp_store(&format!("{name}.flows.csv"));
         let cl = run(&[
             "classify",
             "-r",
@@ -123,6 +124,8 @@ fn run_store_equals_stats_classify_and_flows_on_every_pcap_apps_capture() {
             labels.to_str().unwrap(),
             "--windows",
             "5s",
+            "--flows",
+            flows_csv.to_str().unwrap(),
         ]);
         assert!(
             cl.status.success(),
@@ -214,9 +217,27 @@ fn run_store_equals_stats_classify_and_flows_on_every_pcap_apps_capture() {
                 assert!(*p <= in_flows && *p > 0, "{name}: {app} {p} > {in_flows}");
             }
         }
-        // Every flow carries an answer, and known flows their truth.
+        // Every flow carries an answer, the one `classify --flows` gives it
+        // (flows shorter than --first-packets included: never `pending`
+        // once ended), with the same confidence.
+        let verdicts: BTreeMap<u64, (String, String)> =
+            csv_rows(&std::fs::read_to_string(&flows_csv).unwrap())
+                .into_iter()
+                .map(|r| {
+                    (
+                        r["flow_id"].parse().unwrap(),
+                        (r["prediction"].clone(), r["confidence"].clone()),
+                    )
+                })
+                .collect();
+        assert_eq!(verdicts.len(), page.flows.len(), "{name}: flow verdicts");
         for f in &page.flows {
-            assert!(f["class"].is_string(), "{name}: {f}");
+            let id = f["record"]["id"].as_u64().unwrap();
+            let (class, conf) = &verdicts[&id];
+            assert_eq!(f["class"].as_str(), Some(class.as_str()), "{name}: {f}");
+            assert_ne!(class, "pending", "{name}: {f}");
+            let got = f["confidence"].as_f64().map(|c| format!("{c:.4}"));
+            assert_eq!(got.as_deref(), Some(conf.as_str()), "{name}: {f}");
         }
         checked += 1;
     }

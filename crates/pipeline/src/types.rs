@@ -232,11 +232,12 @@ pub struct HurstPoint {
 pub struct FlowRow {
     /// The record as `trafficscope flows` writes it.
     pub record: flow::FlowRecord,
-    /// Final answer: a class name, `unknown` or `pending`.
+    /// Final answer: a class name or `unknown`; a flow that ended before
+    /// its first prediction is judged on what it had at its end.
     pub class: String,
-    /// Probability of the best class (none while pending).
+    /// Probability of the best class.
     pub confidence: Option<f32>,
-    /// Every class's probability, in the model's class order (empty while pending).
+    /// Every class's probability, in the model's class order.
     pub probabilities: Vec<(String, f32)>,
     /// Ground truth, when labels know the flow.
     pub true_class: Option<String>,

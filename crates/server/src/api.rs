@@ -365,6 +365,7 @@ async fn series(State(ctx): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
             "step": format_duration(s.step_ns), "step_ns": s.step_ns,
             "tier": format_duration(s.tier_ns), "tier_ns": s.tier_ns,
             "times_ns": s.times_ns,
+            "covered": s.covered, "covered_ns": s.covered_ns,
             "lines": s.lines,
         }),
     ))

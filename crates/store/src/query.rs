@@ -93,6 +93,11 @@ pub struct Series {
     /// The tier read: its bin width in ns.
     pub tier_ns: u64,
     pub lines: Vec<SeriesLine>,
+    /// Per step, how many bins of `covered_ns` the answer holds (base bins;
+    /// fine bins for the 0.1 s series): a live client adds a newer bin to a
+    /// step only if it is not among them (bins are stored in order).
+    pub covered: Vec<u64>,
+    pub covered_ns: u64,
 }
 
 /// Totals over a time range.

@@ -406,10 +406,13 @@ impl Q<'_> {
             let t = u(t);
             (t >= start && t < end).then(|| ((t - start) / step) as usize)
         };
-        let lines = if let Tier::Fine(_) = tier {
-            self.fine_lines(start, end, n, &idx)?
+        let base = self.base_width()?;
+        let (lines, covered, covered_ns) = if let Tier::Fine(w) = tier {
+            let (lines, covered) = self.fine_lines(start, end, n, &idx)?;
+            (lines, covered, w)
         } else {
-            self.bin_lines(q, tier, start, end, n, &idx)?
+            let (lines, covered) = self.bin_lines(q, tier, start, end, n, &idx)?;
+            (lines, covered, base)
         };
         Ok(Series {
             metric: q.metric,
@@ -418,11 +421,54 @@ impl Q<'_> {
             step_ns: step,
             tier_ns: tier.width(),
             lines,
+            covered,
+            covered_ns,
         })
     }
 
     /// Lines read from a tier of bins (base or 1 min).
     fn bin_lines(
+        &self,
+        q: &SeriesQuery,
+        tier: Tier,
+        start: u64,
+        end: u64,
+        n: usize,
+        idx: &dyn Fn(i64) -> Option<usize>,
+    ) -> R<(Vec<SeriesLine>, Vec<u64>)> {
+        let lines = self.bin_lines_of(q, tier, start, end, n, idx)?;
+        let covered = self.covered_bins(tier, start, end, n, idx)?;
+        Ok((lines, covered))
+    }
+
+    /// Base bins held per step (a 1 min row stands for its `bins`).
+    fn covered_bins(
+        &self,
+        tier: Tier,
+        start: u64,
+        end: u64,
+        n: usize,
+        idx: &dyn Fn(i64) -> Option<usize>,
+    ) -> R<Vec<u64>> {
+        let mut covered = vec![0u64; n];
+        if let Some(sql) = self.union(
+            tier.kinds().0,
+            start,
+            end,
+            "start_ns, bins",
+            "start_ns >= ?1 AND start_ns < ?2",
+        )? {
+            self.each(&sql, &[&i(start), &i(end)], |r| {
+                if let Some(k) = idx(r.get(0)?) {
+                    covered[k] += u(r.get::<_, Option<i64>>(1)?.unwrap_or(1).max(1));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(covered)
+    }
+
+    fn bin_lines_of(
         &self,
         q: &SeriesQuery,
         tier: Tier,
@@ -635,7 +681,7 @@ impl Q<'_> {
         end: u64,
         n: usize,
         idx: &dyn Fn(i64) -> Option<usize>,
-    ) -> R<Vec<SeriesLine>> {
+    ) -> R<(Vec<SeriesLine>, Vec<u64>)> {
         let mut sum = [vec![0f64; n], vec![0f64; n], vec![0f64; n]];
         let mut cnt = [vec![0u32; n], vec![0u32; n], vec![0u32; n]];
         // A fine row starts at its bin; its values reach up to a bin later.
@@ -665,7 +711,7 @@ impl Q<'_> {
                 Ok(())
             })?;
         }
-        Ok(SeriesName::ALL
+        let lines = SeriesName::ALL
             .iter()
             .enumerate()
             .map(|(s, name)| SeriesLine {
@@ -674,7 +720,9 @@ impl Q<'_> {
                     .map(|k| (cnt[s][k] > 0).then(|| sum[s][k] / cnt[s][k] as f64))
                     .collect(),
             })
-            .collect())
+            .collect();
+        let covered = cnt[0].iter().map(|c| u64::from(*c)).collect();
+        Ok((lines, covered))
     }
 
     /// Sums over `[from, to)`: whole minutes inside the range from the

@@ -400,6 +400,15 @@ fn minutes_are_the_sums_of_their_seconds() {
     ] {
         let s = r.series(&sq(metric, None, T0, T0 + 3 * MIN, MIN)).unwrap();
         assert_eq!(s.tier_ns, MIN);
+        // Each minute says how many base bins it holds.
+        for m in 0..3u64 {
+            let held = bs
+                .iter()
+                .filter(|b| b.start_ns / MIN == (T0 + m * MIN) / MIN)
+                .count();
+            assert_eq!(s.covered[m as usize], held as u64, "minute {m}");
+        }
+        assert_eq!(s.covered_ns, S);
         for m in 0..3 {
             let inside = bs
                 .iter()

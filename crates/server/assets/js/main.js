@@ -88,8 +88,15 @@ function stepFor(span, every, n = 600) {
 
 // -------------------------------------------------------------- loading --
 
+// Stream events that arrive while a view loads wait here, and are applied
+// to the new view once it has loaded (those its answers already hold are
+// skipped): nothing between the query and the stream is lost.
+let loading = false;
+const buffered = [];
+
 async function reload() {
   const my = ++loadSeq;
+  loading = true;
   range = currentRange();
   drawControls();
   const t = { from: f.apiTime(range[0]), to: f.apiTime(range[1]) };
@@ -126,6 +133,8 @@ async function reload() {
   });
   data = got;
   data.failed = failed;
+  loading = false;
+  for (const [kind, ev] of buffered.splice(0)) handlers[kind](ev);
   drawAll();
   refreshHvsm();
   if (!document.body.dataset.rendered) {
@@ -437,7 +446,12 @@ function pick(dim, key) {
 
 // ---------------------------------------------------------------- live --
 
-/** Adds `kv` (key → value) of the bin starting at `t` into series `s`. */
+/**
+ * Adds `kv` (key → value) of the bin starting at `t` into series `s`,
+ * unless the store's answer already held it (`covered`: bins of
+ * `covered_ns` per step, stored in order). `mean`: the step holds the mean
+ * of its bins rather than their sum.
+ */
 function addTo(s, t, kv, mean = false) {
   if (!s) return;
   const step = s.step_ns;
@@ -448,11 +462,10 @@ function addTo(s, t, kv, mean = false) {
     i += 1;
     s.times_ns.splice(i, 0, slot);
     for (const l of s.lines) l.values.splice(i, 0, 0);
-    s.n = s.n || [];
-    s.n.splice(i, 0, 0);
+    s.covered.splice(i, 0, 0);
   }
-  s.n = s.n || [];
-  const n = s.n[i] ?? Math.min(step / info.bin_ns, Math.max(0, (t - slot) / info.bin_ns));
+  const n = s.covered[i] || 0;
+  if (Math.floor((t - slot) / s.covered_ns) < n) return; // already counted
   for (const [k, v] of Object.entries(kv)) {
     let line = s.lines.find((l) => l.key === k);
     if (!line) {
@@ -465,7 +478,7 @@ function addTo(s, t, kv, mean = false) {
   }
   // Lines absent from this bin are zero in it (a present bin), not gaps.
   for (const l of s.lines) if (l.values[i] == null) l.values[i] = 0;
-  s.n[i] = n + 1;
+  s.covered[i] = n + 1;
 }
 
 function trim(s, from) {
@@ -476,7 +489,7 @@ function trim(s, from) {
   if (!k) return;
   s.times_ns.splice(0, k);
   for (const l of s.lines) l.values.splice(0, k);
-  if (s.n) s.n.splice(0, k);
+  s.covered.splice(0, k);
 }
 
 function counts(bin, dim, what) {
@@ -485,7 +498,20 @@ function counts(bin, dim, what) {
   return out;
 }
 
-function onBin(bin) {
+/** Live events, buffered while a view loads. */
+const handlers = { bin: applyBin, window: applyWindow, hurst: applyHurst };
+function live(kind) {
+  return (ev) => {
+    if (loading || !data) {
+      if (buffered.length < 3600) buffered.push([kind, ev]);
+      else document.body.dataset.droppedEvents = String(Number(document.body.dataset.droppedEvents || 0) + 1);
+      return;
+    }
+    handlers[kind](ev);
+  };
+}
+
+function applyBin(bin) {
   newest = Math.max(newest, bin.start_ns + bin.width_ns);
   if (!S.live || S.range === 'custom' || !data) {
     $('newest').textContent = `newest data ${f.utc(newest)}`;
@@ -530,12 +556,14 @@ function onBin(bin) {
   later('totals', refreshTotals, 3000);
 }
 
-function onWindow(w) {
+function applyWindow(w) {
   if (!S.live || S.range === 'custom' || !data || !data.windows) return;
   const list = data.windows.windows;
   const step = data.windows.step_ns;
   const slot = Math.floor(w.start_ns / step) * step;
   const last = list[list.length - 1];
+  // Held by the store's answer already (windows are stored in order).
+  if (last && w.end_ns <= last.end_ns) return;
   if (last && Math.floor(last.start_ns / step) * step === slot) {
     for (const k of ['hits', 'misses', 'unknown', 'pending', 'unlabelled']) last[k] += w[k];
     last.end_ns = w.end_ns;
@@ -549,10 +577,11 @@ function onWindow(w) {
   scheduleDraw('windows');
 }
 
-function onHurst(p) {
+function applyHurst(p) {
   if (p.series !== 'total' || !S.live || S.range === 'custom' || !data || !data.hurst) return;
   const pts = data.hurst.points;
   const step = data.hurst.step_ns;
+  if (pts.length && p.end_ns <= pts[pts.length - 1].end_ns) return; // held already
   if (pts.length && Math.floor(pts[pts.length - 1].end_ns / step) === Math.floor(p.end_ns / step)) pts[pts.length - 1] = p;
   else pts.push(p);
   while (pts.length && pts[0].end_ns < range[0]) pts.shift();
@@ -567,10 +596,12 @@ function banner(text, kind) {
   b.className = kind || '';
 }
 
+const helloWaiters = [];
 function openStream() {
   const es = api.stream(null, {
     hello: (h) => {
       info = h.info;
+      while (helloWaiters.length) helloWaiters.shift()();
       if (disconnectedAt) {
         const gone = ((Date.now() - disconnectedAt) / 1000).toFixed(0);
         banner(`Reconnected at ${f.utc(Date.now() * 1e6)}: the connection to the server was lost for ${gone} s (the service restarted or the network dropped). The view was reloaded from the store; data the service did not see while it was down shows as a gap.`, 'info');
@@ -581,9 +612,9 @@ function openStream() {
       $('conn').textContent = 'connected';
       $('conn').className = 'ok';
     },
-    bin: onBin,
-    window: onWindow,
-    hurst: onHurst,
+    bin: live('bin'),
+    window: live('window'),
+    hurst: live('hurst'),
     flow: () => { if (S.live && S.range !== 'custom') later('flows', refreshFlows, 5000); },
     lagged: () => reload(),
     error: (state) => {
@@ -694,8 +725,15 @@ async function start() {
   $('version').textContent = `trafficscope ${info.version}`;
   $('classes').textContent = `model classes: ${info.classes.join(', ')}`;
   st.write(S);
+  // The stream first, and its `hello` (the server has subscribed it) before
+  // the first query: what closes while the view loads is then buffered, not
+  // lost between the answer and the stream.
+  await new Promise((resolve) => {
+    helloWaiters.push(resolve);
+    setTimeout(resolve, 3000);
+    openStream();
+  });
   await reload();
-  openStream();
   pollHealth();
   setInterval(pollHealth, 5000);
 }

@@ -304,6 +304,8 @@ impl History for Fake {
             step_ns: q.step_ns,
             tier_ns: S,
             lines,
+            covered: Vec::new(),
+            covered_ns: S,
         })
     }
 
