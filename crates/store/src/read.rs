@@ -739,17 +739,7 @@ impl Q<'_> {
         if to <= from {
             return Ok(t);
         }
-        let base = Tier::Base(self.base_width()?);
-        let m0 = from.div_ceil(MINUTE_NS).saturating_mul(MINUTE_NS);
-        let m1 = to / MINUTE_NS * MINUTE_NS;
-        let mut parts: Vec<(Tier, u64, u64)> = Vec::new();
-        if base.width() < MINUTE_NS && m0 < m1 {
-            parts.push((base, from, m0));
-            parts.push((Tier::Minute, m0, m1));
-            parts.push((base, m1, to));
-        } else {
-            parts.push((base, from, to));
-        }
+        let parts = self.range_parts(from, to)?;
         let mut dims: HashMap<(Dim, String), (u64, u64)> = HashMap::new();
         let mut ended: HashMap<String, u64> = HashMap::new();
         // Per series: fine bins, Σ x, Σ x², peak — pooled from each row's
@@ -863,6 +853,19 @@ impl Q<'_> {
         Ok(t)
     }
 
+    /// `[from, to)` split for sums: whole minutes from the 1 min tier, the
+    /// ragged ends from the base tier (parts may be empty).
+    fn range_parts(&self, from: u64, to: u64) -> R<Vec<(Tier, u64, u64)>> {
+        let base = Tier::Base(self.base_width()?);
+        let m0 = from.div_ceil(MINUTE_NS).saturating_mul(MINUTE_NS);
+        let m1 = to / MINUTE_NS * MINUTE_NS;
+        Ok(if base.width() < MINUTE_NS && m0 < m1 {
+            vec![(base, from, m0), (Tier::Minute, m0, m1), (base, m1, to)]
+        } else {
+            vec![(base, from, to)]
+        })
+    }
+
     /// Totals of the packets matching `filter`, from the cross dimension
     /// (both tiers, as `totals`).
     fn totals_where(&self, from: u64, to: u64, filter: &[(Dim, String)]) -> R<Totals> {
@@ -875,14 +878,7 @@ impl Q<'_> {
         if to <= from {
             return Ok(t);
         }
-        let base = Tier::Base(self.base_width()?);
-        let m0 = from.div_ceil(MINUTE_NS).saturating_mul(MINUTE_NS);
-        let m1 = to / MINUTE_NS * MINUTE_NS;
-        let parts = if base.width() < MINUTE_NS && m0 < m1 {
-            vec![(base, from, m0), (Tier::Minute, m0, m1), (base, m1, to)]
-        } else {
-            vec![(base, from, to)]
-        };
+        let parts = self.range_parts(from, to)?;
         let mut dims: HashMap<(Dim, String), (u64, u64)> = HashMap::new();
         for (tier, lo, hi) in parts {
             if lo >= hi {
