@@ -213,6 +213,6 @@ export function health(host, s, h) {
     row('queue', `${f.count(s.queue.len)} of ${f.count(s.queue.capacity)} (${f.pct(s.queue.fill_ratio)})`, 'queue', s.queue.fill_ratio > 0.5),
     row('store', s.store.failing ? `FAILING: ${s.store.last_error}` : `commit lag ${f.num(s.store.commit_lag_s, 2)} s · ${f.count(s.store.pending)} pending · ${f.bytes(s.store.size_bytes)}`, 'store', s.store.failing),
     row('uptime', f.dur(h.uptime_s * 1e9), 'uptime'),
-    row('last packet', f.utc(s.last_packet_ns, true), 'last'),
+    row('last packet', s.last_packet_ns ? f.utc(s.last_packet_ns, true) : 'none yet', 'last'),
   )));
 }
