@@ -823,7 +823,13 @@ fn the_demo_shows_live_classification_in_the_browser() {
     // The page shows it, as a percentage, in the panel's note.
     let note = b.texts("#p-accuracy .note")[0].clone();
     assert!(note.contains(&format!("{:.1} %", acc * 100.0)), "{note}");
-    // Web, video and VoIP are all on the page (packets per class).
+    // Web, video and VoIP are all on the page (packets per class). A call
+    // rings for 1-6 s before its media flows, so VoIP may come after the
+    // first windows.
+    b.wait_for(
+        "['web','video','voip'].every(c => [...document.querySelectorAll('#p-class .keys .chip')].some(k => k.textContent == c))",
+        Duration::from_secs(40),
+    );
     let keys = b.texts("#p-class .keys .chip");
     for class in ["web", "video", "voip"] {
         assert!(keys.iter().any(|k| k == class), "{class} not in {keys:?}");
