@@ -17,9 +17,15 @@
 //! * [`flat`]: tree ensembles flattened into one node array for fast
 //!   inference (what model files store since format version 2).
 //! * [`model_file`]: versioned JSON model files.
+//! * [`crossval`]: grouped k-fold over seeds with held-out probabilities,
+//!   bootstrap intervals over groups and the spread over seeds.
+//! * [`calibration`]: temperature scaling, expected calibration error,
+//!   reliability diagram, accuracy against coverage.
 //! * [`streaming`]: early / per-packet classification and rolling accuracy.
 
+pub mod calibration;
 pub mod catalogue;
+pub mod crossval;
 pub mod dataset;
 pub mod evidence;
 pub mod features;

@@ -66,6 +66,19 @@ pub struct ModelFile {
     /// flow probabilities ([`crate::evidence::apply_catalogue`]); 0 = off.
     #[serde(default)]
     pub catalogue_weight: f32,
+    /// Calibration temperature fitted on held-out predictions
+    /// ([`crate::calibration`]), applied last; 1 = as the learner says
+    /// (files written before calibration existed).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub temperature: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(t: &f32) -> bool {
+    *t == 1.0
 }
 
 impl ModelFile {
@@ -82,6 +95,7 @@ impl ModelFile {
             model,
             evidence: None,
             catalogue_weight: 0.0,
+            temperature: 1.0,
         }
     }
 
@@ -103,12 +117,13 @@ impl ModelFile {
 
     /// Class probabilities of a flow row ([`flow_row`](Self::flow_row)):
     /// the model's, times the catalogue's likelihood ratio when the model
-    /// carries token evidence.
+    /// carries token evidence, calibrated by the file's temperature.
     pub fn flow_proba(&self, x: &[f32]) -> Vec<f32> {
         let mut p = self.model.predict_proba(x);
         if self.evidence.is_some() {
             catalogue_adjust(&mut p, x, self.catalogue_weight);
         }
+        crate::calibration::apply_temperature(&mut p, self.temperature);
         p
     }
 

@@ -3,13 +3,10 @@
 //! MLP, model files, streaming evaluation per window).
 
 use std::io::{self, BufWriter, Write};
-use std::time::Instant;
 
 use clap::Args;
 use classify::{
-    class_weights, Classifier, DatasetBuilder, DatasetOptions, Evaluation, Labels, Model,
-    ModelFile, ModelKind, Prediction, Report, ReportRow, StreamingClassifier, StreamingConfig,
-    TrainingSummary, WindowedEvaluator,
+    Labels, ModelFile, Prediction, StreamingClassifier, StreamingConfig, WindowedEvaluator,
 };
 
 use crate::input::Event;
@@ -63,288 +60,6 @@ impl LabelArgs {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.label.is_empty() && self.rule.is_empty()
     }
-}
-
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// Training captures (files). Flows are grouped by capture file for the split.
-    #[arg(value_name = "CAPTURE", required = true)]
-    pub captures: Vec<String>,
-    #[command(flatten)]
-    pub labels: LabelArgs,
-    /// Models to train and compare: rf, gbt, mlp.
-    #[arg(long, value_delimiter = ',', default_value = "rf,gbt,mlp")]
-    pub models: Vec<String>,
-    /// Share of groups held out for testing (never split inside a group).
-    #[arg(long = "test-fraction", default_value_t = 0.3)]
-    pub test_fraction: f64,
-    /// K-fold evaluation over groups (each capture file or session held
-    /// out once) instead of one held-out share; the table pools the folds.
-    #[arg(long, default_value_t = 1, value_name = "K")]
-    pub folds: usize,
-    /// Group by the labels' session (generator labels) instead of capture file.
-    #[arg(long = "group-by-session")]
-    pub group_by_session: bool,
-    /// Train without learned token evidence (only the schema's flow features).
-    #[arg(long = "no-evidence")]
-    pub no_evidence: bool,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Write the best model (by macro-F1 on the held-out groups), retrained on all data.
-    #[arg(short = 'o', long = "output", value_name = "MODEL.json")]
-    pub output: Option<String>,
-    /// Leave timings out of the model file, so that the same captures,
-    /// labels and seed give the same bytes (scripts/train-default-model).
-    #[arg(long)]
-    pub reproducible: bool,
-    /// Stop at the first damaged capture instead of skipping the rest of it
-    /// with a warning.
-    #[arg(long)]
-    pub strict: bool,
-}
-
-/// A damaged training capture: the packets before the damage are kept, the
-/// rest is skipped (`train` without `--strict`).
-struct Skipped {
-    path: String,
-    error: String,
-    flows_kept: u64,
-}
-
-pub fn train(args: TrainArgs) -> Result<(), Failure> {
-    if args.labels.is_empty() {
-        return Err(Failure::Usage(
-            "no labels: give --labels CSV, --label CLASS=FILES or --rule".into(),
-        ));
-    }
-    let kinds: Vec<ModelKind> = args
-        .models
-        .iter()
-        .map(|m| {
-            m.parse::<ModelKind>()
-                .map_err(|e| Failure::Usage(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    let labels = args.labels.build(Vec::new())?;
-    let mut b = DatasetBuilder::new(
-        labels,
-        DatasetOptions {
-            group_by_session: args.group_by_session,
-            // Rows for the first k packets of each flow too, so the model
-            // also knows flows as streaming classification first sees them.
-            prefix_packets: vec![8, 16, 32],
-            ..DatasetOptions::default()
-        },
-    );
-    let mut skipped: Vec<Skipped> = Vec::new();
-    for c in &args.captures {
-        let (st, e) = b.add_capture_partial(c);
-        let Some(e) = e else { continue };
-        // A file that cannot be opened is a mistake in the command line, not
-        // damage: it stops training either way.
-        let unopenable = matches!(
-            &e,
-            classify::ClassifyError::Capture { source, .. }
-                if matches!(**source, capture::CaptureError::Open { .. })
-        );
-        if unopenable {
-            return Err(err(e));
-        }
-        let e = match e {
-            classify::ClassifyError::Capture { source, .. } => source.to_string(),
-            other => other.to_string(),
-        };
-        if args.strict {
-            return Err(Failure::Input(anyhow::anyhow!(
-                "{e}\n--strict stops at the first damaged capture: leave it out, cut it \
-                 before the damage (editcap -r), or train without --strict to keep its \
-                 packets before the damage and skip the rest"
-            )));
-        }
-        eprintln!(
-            "trafficscope: warning: {e}; skipping the rest of this capture (kept its {} packets before the damage: {} flows, {} labelled; --strict stops here instead)",
-            st.frames, st.flows, st.labelled
-        );
-        skipped.push(Skipped {
-            path: c.clone(),
-            error: e,
-            flows_kept: st.flows,
-        });
-    }
-    let skipped_note = (!skipped.is_empty()).then(|| {
-        format!(
-            "{} of {} captures damaged, read up to the damage and the rest skipped: {}",
-            skipped.len(),
-            args.captures.len(),
-            skipped
-                .iter()
-                .map(|s| format!(
-                    "{} ({} flows kept)",
-                    classify::labels::base_name(&s.path),
-                    s.flows_kept
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    });
-    let (ds, stats) = b.finish();
-    eprintln!("trafficscope: {} rows; {stats}", ds.len());
-    if ds.class_names.len() < 2 {
-        return Err(Failure::Input(anyhow::anyhow!(
-            "training needs at least two classes, found {:?}",
-            ds.class_names
-        )));
-    }
-    let k = ds.class_names.len();
-    let splits = if args.folds > 1 {
-        ds.kfold_by_group(args.folds, args.seed)
-    } else {
-        vec![ds.split_by_group(args.test_fraction, args.seed)]
-    };
-    let n_groups = ds
-        .groups
-        .iter()
-        .collect::<std::collections::HashSet<_>>()
-        .len();
-    if splits
-        .iter()
-        .any(|s| s.test.is_empty() || s.train.is_empty())
-    {
-        return Err(Failure::Input(anyhow::anyhow!(
-            "too few groups ({n_groups}) to hold some out: give more captures or sessions"
-        )));
-    }
-    // Per model: pooled evaluation over the splits, training seconds, predictions and their seconds.
-    let mut pooled: Vec<(Option<Evaluation>, f64, u64, f64)> =
-        vec![(None, 0.0, 0, 0.0); kinds.len()];
-    let (mut train_rows, mut test_rows) = (0usize, 0usize);
-    for split in &splits {
-        let (xtr, ytr, xte, yte) = if args.no_evidence {
-            let (xtr, ytr) = ds.subset(&split.train);
-            let (xte, yte) = ds.subset(&split.test);
-            (xtr, ytr, xte, yte)
-        } else {
-            let (xtr, ytr, ev) = ds.training_rows(&split.train);
-            let (xte, yte) = ds.rows_with_evidence(&split.test, &ev);
-            (xtr, ytr, xte, yte)
-        };
-        train_rows += xtr.len();
-        test_rows += xte.len();
-        let wtr = {
-            let cw = class_weights(&ytr, k);
-            ytr.iter().map(|&y| cw[y]).collect::<Vec<f32>>()
-        };
-        for (kind, acc) in kinds.iter().zip(pooled.iter_mut()) {
-            let mut m = Model::new(*kind, args.seed);
-            let t = Instant::now();
-            m.fit(&xtr, &ytr, k, Some(&wtr)).map_err(err)?;
-            acc.1 += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let pred: Vec<usize> = xte
-                .iter()
-                .map(|x| {
-                    let mut p = m.predict_proba(x);
-                    if !args.no_evidence {
-                        classify::model_file::catalogue_adjust(
-                            &mut p,
-                            x,
-                            classify::model_file::CATALOGUE_WEIGHT,
-                        );
-                    }
-                    classify::models::argmax(&p)
-                })
-                .collect();
-            acc.3 += t.elapsed().as_secs_f64();
-            acc.2 += xte.len() as u64;
-            let eval = Evaluation::new(&ds.class_names, &yte, &pred);
-            acc.0 = Some(match acc.0.take() {
-                None => eval,
-                Some(p) => p.merge(&eval),
-            });
-        }
-    }
-    let mut report = Report {
-        title: format!(
-            "{} train rows, {} test rows held out by {}{}",
-            train_rows,
-            test_rows,
-            if args.group_by_session {
-                "session"
-            } else {
-                "capture file"
-            },
-            if splits.len() > 1 {
-                format!(" ({} folds, pooled)", splits.len())
-            } else {
-                String::new()
-            }
-        ),
-        rows: Vec::new(),
-    };
-    let mut best: Option<(f64, ModelKind)> = None;
-    for (kind, (eval, train_s, n, pred_s)) in kinds.iter().zip(pooled) {
-        let eval = eval.expect("at least one split");
-        if best.is_none_or(|(f, _)| eval.macro_f1 > f) {
-            best = Some((eval.macro_f1, *kind));
-        }
-        report.rows.push(ReportRow {
-            model: kind.name().to_string(),
-            eval,
-            train_s: train_s / splits.len() as f64,
-            predictions_per_s: n as f64 / pred_s.max(1e-9),
-        });
-    }
-    println!("{report}");
-    if let (Some(path), Some((f1, kind))) = (&args.output, best) {
-        let mut m = Model::new(kind, args.seed);
-        let all: Vec<usize> = (0..ds.len()).collect();
-        let (xall, yall, ev) = if args.no_evidence {
-            let (x, y) = ds.subset(&all);
-            (x, y, None)
-        } else {
-            let (x, y, ev) = ds.training_rows(&all);
-            (x, y, Some(ev))
-        };
-        let cw = class_weights(&yall, k);
-        let w: Vec<f32> = yall.iter().map(|&y| cw[y]).collect();
-        let t = Instant::now();
-        m.fit(&xall, &yall, k, Some(&w)).map_err(err)?;
-        let summary = TrainingSummary {
-            rows: yall.len() as u64,
-            rows_per_class: ds.class_counts(),
-            groups: n_groups as u64,
-            seed: args.seed,
-            train_s: if args.reproducible {
-                0.0
-            } else {
-                t.elapsed().as_secs_f64()
-            },
-            notes: std::iter::once(format!(
-                "{} chosen by held-out macro-F1 {f1:.3}; captures: {}",
-                kind.name(),
-                args.captures
-                    .iter()
-                    .map(|c| classify::labels::base_name(c))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ))
-            .chain(skipped_note.clone())
-            .collect(),
-        };
-        let file = match ev {
-            Some(ev) => ModelFile::flow_with_evidence(m, ds.class_names.clone(), summary, ev),
-            None => ModelFile::flow(m, ds.class_names.clone(), summary),
-        };
-        file.save(path).map_err(err)?;
-        eprintln!("trafficscope: wrote {} model to {path}", kind.name());
-    }
-    if let Some(note) = &skipped_note {
-        eprintln!("trafficscope: {note}");
-        for s in &skipped {
-            eprintln!("trafficscope:   {}", s.error);
-        }
-    }
-    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -591,6 +306,7 @@ fn write_window(out: &mut impl Write, w: &classify::WindowStats) -> io::Result<(
 mod tests {
     use super::*;
     use clap::Parser;
+    use classify::Model;
 
     const SCRIPT: &str = include_str!("../../../scripts/train-default-model");
 
@@ -611,7 +327,7 @@ mod tests {
         let cli = crate::Cli::try_parse_from(args).expect("arguments parse");
         match cli.command {
             crate::Command::Generate(a) => crate::generate_cmd::run(a),
-            crate::Command::Train(a) => train(a),
+            crate::Command::Train(a) => crate::train_cmd::train(a),
             _ => unreachable!(),
         }
         .expect("command succeeds");

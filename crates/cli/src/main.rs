@@ -14,6 +14,7 @@ mod pcap_ring;
 mod run_cmd;
 mod static_names;
 mod stats;
+mod train_cmd;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -49,7 +50,7 @@ enum Command {
     /// Generate labelled traffic (web, video, VoIP, bulk, DNS) as a capture with ground truth, or live.
     Generate(generate_cmd::GenerateArgs),
     /// Train and compare flow classifiers (random forest, gradient-boosted trees, MLP) on labelled captures.
-    Train(classify_cmd::TrainArgs),
+    Train(train_cmd::TrainArgs),
     /// Classify traffic in streaming with a model; with labels, hits and accuracy per window.
     Classify(classify_cmd::ClassifyArgs),
     /// The live service: packets → flows → classification → bins, windows and
@@ -264,7 +265,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze::run(a),
         Command::Synth(a) => analyze::synth(a),
         Command::Generate(a) => generate_cmd::run(a),
-        Command::Train(a) => classify_cmd::train(a),
+        Command::Train(a) => train_cmd::train(a),
         Command::Classify(a) => classify_cmd::classify(a),
         Command::Run(a) => run_cmd::run(*a),
         Command::Demo(a) => demo_cmd::run(a),

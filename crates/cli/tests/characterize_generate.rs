@@ -195,12 +195,12 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
     for l in &label_files[..2] {
         args.extend(["--labels", l]);
     }
-    args.extend(["-o", model.to_str().unwrap(), "--test-fraction", "0.5"]);
+    args.extend(["-o", model.to_str().unwrap(), "--folds", "2"]);
     let t = run(&args);
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
 
-    // K-fold by capture file: every row is tested exactly once, and trained
-    // on in the K - 1 other folds.
+    // K-fold by capture file: every whole flow is held out exactly once, and
+    // trained on in the K - 1 other folds.
     let mut args: Vec<&str> = vec!["train", &caps[0], &caps[1], &caps[2]];
     for l in &label_files {
         args.extend(["--labels", l]);
@@ -212,19 +212,16 @@ fn trained_on_generated_traffic_streaming_accuracy_on_an_unseen_capture() {
         String::from_utf8_lossy(&t.stdout),
         String::from_utf8_lossy(&t.stderr),
     );
-    let rows: usize = err
-        .split("trafficscope: ")
+    let whole: usize = err
+        .split(" rows (")
         .nth(1)
-        .and_then(|s| s.split(" rows").next())
+        .and_then(|s| s.split(" whole flows").next())
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no row count in {err}"));
+        .unwrap_or_else(|| panic!("no flow count in {err}"));
     let title = out.lines().next().unwrap_or("");
     assert_eq!(
         title,
-        format!(
-            "{} train rows, {rows} test rows held out by capture file (3 folds, pooled)",
-            2 * rows
-        ),
+        format!("{whole} whole flows held out by capture file (3 folds × 1 seed, 3 capture files, pooled)"),
         "{out}"
     );
     let flows_csv = tmp("classified-flows.csv");

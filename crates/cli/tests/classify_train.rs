@@ -104,7 +104,7 @@ fn train_skips_a_damaged_capture_keeps_what_came_before_and_strict_aborts() {
     // the cut capture.
     let rows = |err: &str| -> u64 {
         err.lines()
-            .find_map(|l| l.strip_prefix("trafficscope: ")?.split_once(" rows;"))
+            .find_map(|l| l.strip_prefix("trafficscope: ")?.split_once(" rows ("))
             .unwrap_or_else(|| panic!("no rows line: {err}"))
             .0
             .parse()
