@@ -319,6 +319,24 @@ pub fn protocol_categories(protocols: u32) -> u8 {
         .fold(0, |m, c| m | c.bit())
 }
 
+/// Categories of the well-known port service of a flow
+/// ([`decode::service::by_port`]) when the service exists for one kind of
+/// traffic, as [`protocol_categories`] does for recognised protocols:
+/// call signalling and voice ports (SIP, H.323, MGCP, Megaco, IAX2,
+/// TeamSpeak, Zoom's media ports) are conferencing, RTMP and RTSP video.
+/// It is how a flow too short or too encrypted for its protocol to be
+/// recognised still carries what its port says (nDPI guesses by port the
+/// same way).
+pub fn service_categories(service: Option<&str>) -> u8 {
+    match service {
+        Some("sip" | "h323" | "mgcp" | "megaco" | "iax2" | "teamspeak" | "zoom") => {
+            Category::Conferencing.bit()
+        }
+        Some("rtmp" | "rtsp") => Category::Video.bit(),
+        _ => 0,
+    }
+}
+
 /// Video or audio when a flow's HTTP exchange is media by definition: an
 /// HLS, DASH or Smooth Streaming playlist or segment, a video or audio file
 /// (request path extension), or a video/audio response or streaming
@@ -344,6 +362,7 @@ pub fn prior_categories(a: &AppInfo) -> u8 {
     Catalogue::builtin().categories(flow_names_of(a))
         | media_category(a).map_or(0, Category::bit)
         | protocol_categories(a.protocols)
+        | service_categories(a.service)
 }
 
 /// Family of a response content type (lower-case media type).
@@ -789,6 +808,22 @@ mod tests {
             0
         );
         assert_eq!(protocol_categories(0), 0);
+    }
+
+    #[test]
+    fn single_purpose_ports_give_their_category_and_general_ones_none() {
+        let conf = Category::Conferencing.bit();
+        // From the port table, as a flow gets its service.
+        let svc = |p: u8, port: u16| service_categories(decode::service::by_port(p, port));
+        assert_eq!(svc(17, 5060), conf); // SIP
+        assert_eq!(svc(17, 2010), conf); // TeamSpeak 3 weblist
+        assert_eq!(svc(17, 9987), conf); // TeamSpeak 3 voice
+        assert_eq!(svc(6, 1935), Category::Video.bit()); // RTMP
+        assert_eq!(svc(6, 554), Category::Video.bit()); // RTSP
+                                                        // STUN, DNS, QUIC and unknown ports carry anything.
+        for (p, port) in [(17, 3478), (17, 53), (17, 443), (6, 443), (17, 40000)] {
+            assert_eq!(svc(p, port), 0, "{p}/{port}");
+        }
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub struct ModelFile {
     /// (files written before calibration existed).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub temperature: f32,
+    /// Per-class decision weights fitted on held-out predictions
+    /// ([`crate::calibration::fit_class_weights`]), applied before the
+    /// temperature; empty = none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_weights: Vec<f32>,
 }
 
 fn one() -> f32 {
@@ -96,6 +101,7 @@ impl ModelFile {
             evidence: None,
             catalogue_weight: 0.0,
             temperature: 1.0,
+            class_weights: Vec::new(),
         }
     }
 
@@ -123,6 +129,7 @@ impl ModelFile {
         if self.evidence.is_some() {
             catalogue_adjust(&mut p, x, self.catalogue_weight);
         }
+        crate::calibration::apply_class_weights(&mut p, &self.class_weights);
         crate::calibration::apply_temperature(&mut p, self.temperature);
         p
     }

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use clap::Args;
-use classify::calibration::{coverage_curve, fit_temperature, reliability_svg, Reliability};
+use classify::calibration::{
+    apply_class_weights, coverage_curve, fit_class_weights, fit_temperature, reliability_svg,
+    Reliability,
+};
 use classify::crossval::{self, CvOptions, Figures, HeldOut, Weighting};
 use classify::labels::base_name;
 use classify::{
@@ -61,6 +64,10 @@ pub struct TrainArgs {
     /// Bootstrap resamples of the held-out captures for the 95 % intervals.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub bootstrap: usize,
+    /// Answer by the learner's most probable class, without per-class
+    /// decision weights fitted on the held-out predictions.
+    #[arg(long = "no-decision-weights")]
+    pub no_decision_weights: bool,
     /// Leave the probabilities as the learner gives them (no temperature
     /// fitted on the held-out predictions).
     #[arg(long = "no-calibration")]
@@ -69,6 +76,11 @@ pub struct TrainArgs {
     /// curve (reliability.svg) to this directory.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<String>,
+    /// Write every held-out flow's answer by the chosen model (capture,
+    /// seed, true class, answer, each class probability before calibration,
+    /// the flow's application names) as CSV, to see where it goes wrong.
+    #[arg(long = "held-out", value_name = "CSV")]
+    pub held_out: Option<String>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Write the best model (by held-out macro-F1 over the folds and
@@ -358,22 +370,109 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         ));
     }
     println!("\n{why}");
+    println!(
+        "held-out confusion of {} (rows truth, columns answer):",
+        kind.name()
+    );
+    print_confusion(&fb.eval);
+    for set in &set_names {
+        let keep = |g: &str| sets.get(g) == Some(*set);
+        if let Some(f) = crossval::figures(&ds, &of(kind), &keep, 0, args.seed) {
+            println!("  captures under {set}/:");
+            print_confusion(&f.eval);
+        }
+    }
 
-    // Calibration of the chosen model on its held-out predictions.
+    if let Some(path) = &args.held_out {
+        write_held_out(path, &ds, &of(kind))
+            .map_err(|e| Failure::Input(anyhow::anyhow!("cannot write {path}: {e}")))?;
+        eprintln!(
+            "trafficscope: wrote the held-out answers of {} to {path}",
+            kind.name()
+        );
+    }
+
+    // Decision weights and calibration of the chosen model, fitted on its
+    // held-out predictions; judged on each half of the groups answered by
+    // what was fitted on the other half.
     let chosen = of(kind);
-    let fitted = if args.no_calibration {
-        None
+    let (raw_p, raw_y) = crossval::pooled_probabilities(&ds, &chosen, 1.0);
+    let raw = Reliability::new(&raw_p, &raw_y, ECE_BINS);
+    let cov_raw = coverage_curve(&raw_p, &raw_y, &THRESHOLDS);
+    let try_weights = !args.no_decision_weights;
+    let try_temperature = !args.no_calibration;
+    let with_weights = cross_fitted(&ds, &chosen, try_weights, try_temperature);
+    let with_fig = crossval::figures(&ds, &refs(&with_weights), &all, args.bootstrap, args.seed)
+        .expect("held-out flows");
+    // Weights only where they raise the cross-fitted macro-F1.
+    let keep_weights = try_weights && with_fig.eval.macro_f1 > fb.eval.macro_f1 + 1e-9;
+    let adjusted = if keep_weights {
+        with_weights
     } else {
-        let (p, y) = crossval::pooled_probabilities(&ds, &chosen, 1.0);
-        fit_temperature(&p, &y)
+        cross_fitted(&ds, &chosen, false, try_temperature)
+    };
+    let class_weights = if keep_weights {
+        fit_class_weights(&raw_p, &raw_y, k).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut weighted_p = raw_p.clone();
+    for p in weighted_p.iter_mut() {
+        apply_class_weights(p, &class_weights);
+    }
+    let fitted = if try_temperature {
+        fit_temperature(&weighted_p, &raw_y)
+    } else {
+        None
     };
     let temperature = fitted.unwrap_or(1.0);
-    let (raw_p, raw_y) = crossval::pooled_probabilities(&ds, &chosen, 1.0);
-    let (cross_p, cross_y) = cross_fitted(&ds, &chosen);
-    let raw = Reliability::new(&raw_p, &raw_y, ECE_BINS);
-    let calibrated = Reliability::new(&cross_p, &cross_y, ECE_BINS);
-    let cov_raw = coverage_curve(&raw_p, &raw_y, &THRESHOLDS);
-    let cov_cal = coverage_curve(&cross_p, &cross_y, &THRESHOLDS);
+    let (adj_p, adj_y) = crossval::pooled_probabilities(&ds, &refs(&adjusted), 1.0);
+    let calibrated = Reliability::new(&adj_p, &adj_y, ECE_BINS);
+    let cov_cal = coverage_curve(&adj_p, &adj_y, &THRESHOLDS);
+    let decision_line = if !try_weights {
+        "decision weights: none (--no-decision-weights)".to_string()
+    } else if keep_weights {
+        format!(
+            "decision weights: {} (fitted on the held-out answers to maximise macro-F1); held-out macro-F1 {:.3} → {:.3} {}, accuracy {:.3} → {:.3}, judged on each half of the {group_word}s with weights fitted on the other half",
+            ds.class_names
+                .iter()
+                .zip(&class_weights)
+                .map(|(n, w)| format!("{n} {w:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            fb.eval.macro_f1,
+            with_fig.eval.macro_f1,
+            with_fig.macro_f1_ci,
+            fb.eval.accuracy,
+            with_fig.eval.accuracy
+        )
+    } else {
+        format!(
+            "decision weights: none, fitted on half the {group_word}s they did not raise the other half's macro-F1 ({:.3} → {:.3})",
+            fb.eval.macro_f1, with_fig.eval.macro_f1
+        )
+    };
+    println!("{decision_line}");
+    if keep_weights {
+        println!(
+            "{}",
+            interval_line(&format!("{}+w", kind.name()), &with_fig, &ds.class_names)
+        );
+        for set in &set_names {
+            let keep = |g: &str| sets.get(g) == Some(*set);
+            if let Some(f) =
+                crossval::figures(&ds, &refs(&adjusted), &keep, args.bootstrap, args.seed)
+            {
+                println!("  captures under {set}/:");
+                println!(
+                    "{}",
+                    interval_line(&format!("{}+w", kind.name()), &f, &ds.class_names)
+                );
+            }
+        }
+        println!("held-out confusion with the decision weights:");
+        print_confusion(&with_fig.eval);
+    }
     let calibration_line = if args.no_calibration {
         format!(
             "calibration: none (--no-calibration); expected calibration error ({ECE_BINS} bins) {:.3}",
@@ -387,12 +486,16 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         )
     } else {
         format!(
-            "calibration: temperature {temperature:.3}; expected calibration error ({ECE_BINS} bins) {:.3} raw, {:.3} calibrated (each half of the {group_word}s scaled by the temperature fitted on the other half)",
+            "calibration: temperature {temperature:.3}; expected calibration error ({ECE_BINS} bins) {:.3} raw, {:.3} calibrated (each half of the {group_word}s calibrated by what was fitted on the other half)",
             raw.ece, calibrated.ece
         )
     };
     println!("{calibration_line}");
-    let shown = if fitted.is_none() { &cov_raw } else { &cov_cal };
+    let shown = if fitted.is_none() && !keep_weights {
+        &cov_raw
+    } else {
+        &cov_cal
+    };
     println!("unknown threshold → flows answered, accuracy of the answers:");
     for c in shown {
         println!(
@@ -447,6 +550,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
             },
             notes: [
                 why.clone(),
+                decision_line.clone(),
                 calibration_line.clone(),
                 format!(
                     "captures: {}",
@@ -466,6 +570,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
             None => ModelFile::flow(m, ds.class_names.clone(), summary),
         };
         file.temperature = temperature;
+        file.class_weights = class_weights.clone();
         file.save(path).map_err(err)?;
         eprintln!(
             "trafficscope: wrote {} model to {path} (temperature {temperature:.3})",
@@ -479,6 +584,60 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn write_held_out(path: &str, ds: &classify::Dataset, held: &[&HeldOut]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(f, "capture,seed,class,answer,confidence")?;
+    for n in &ds.class_names {
+        write!(f, ",p_{n}")?;
+    }
+    writeln!(f, ",names")?;
+    for h in held {
+        for (&i, p) in h.rows.iter().zip(&h.proba) {
+            let a = classify::models::argmax(p);
+            write!(
+                f,
+                "{},{},{},{},{:.4}",
+                csv_field(&ds.groups[i]),
+                h.seed,
+                ds.class_names[ds.y[i]],
+                ds.class_names[a],
+                p[a]
+            )?;
+            for v in p {
+                write!(f, ",{v:.4}")?;
+            }
+            writeln!(f, ",{}", csv_field(&ds.tokens[i].join(" ")))?;
+        }
+    }
+    f.flush()
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (names
+/// come from the traffic).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn print_confusion(e: &classify::Evaluation) {
+    print!("  {:<10}", "");
+    for n in &e.class_names {
+        print!(" {n:>7}");
+    }
+    println!();
+    for (n, row) in e.class_names.iter().zip(&e.confusion) {
+        print!("  {n:<10}");
+        for v in &row[..e.class_names.len()] {
+            print!(" {v:>7}");
+        }
+        println!();
+    }
 }
 
 /// "mlp  macro-F1 0.796 [0.752, 0.838]  accuracy …  per class F1 …".
@@ -505,10 +664,21 @@ fn interval_line(name: &str, f: &Figures, classes: &[String]) -> String {
     s
 }
 
-/// Held-out probabilities calibrated honestly: the groups split in two
-/// halves (alternately, by name), each half scaled by the temperature
-/// fitted on the other, so no prediction is calibrated on itself.
-fn cross_fitted(ds: &classify::Dataset, held: &[&HeldOut]) -> (Vec<Vec<f32>>, Vec<usize>) {
+fn refs(h: &[HeldOut]) -> Vec<&HeldOut> {
+    h.iter().collect()
+}
+
+/// Held-out answers adjusted honestly: the groups split in two halves
+/// (alternately, by name), each half adjusted by the decision weights
+/// (`weights`) and temperature (`temperature`) fitted on the other half,
+/// so no prediction is adjusted by what was fitted on itself.
+fn cross_fitted(
+    ds: &classify::Dataset,
+    held: &[&HeldOut],
+    weights: bool,
+    temperature: bool,
+) -> Vec<HeldOut> {
+    let k = ds.class_names.len();
     let mut names: Vec<&str> = ds.groups.iter().map(String::as_str).collect();
     names.sort_unstable();
     names.dedup();
@@ -521,19 +691,43 @@ fn cross_fitted(ds: &classify::Dataset, held: &[&HeldOut]) -> (Vec<Vec<f32>>, Ve
             parts[side].1.push(ds.y[i]);
         }
     }
-    let temps = [
-        fit_temperature(&parts[1].0, &parts[1].1).unwrap_or(1.0),
-        fit_temperature(&parts[0].0, &parts[0].1).unwrap_or(1.0),
-    ];
-    let (mut p, mut y) = (vec![], vec![]);
-    for (side, (ps, ys)) in parts.into_iter().enumerate() {
-        for mut q in ps {
-            classify::calibration::apply_temperature(&mut q, temps[side]);
-            p.push(q);
-        }
-        y.extend(ys);
-    }
-    (p, y)
+    // What each half is adjusted with: fitted on the other.
+    let fits: Vec<(Vec<f32>, f32)> = [1usize, 0]
+        .iter()
+        .map(|&other| {
+            let (p, y) = &parts[other];
+            let w = if weights {
+                fit_class_weights(p, y, k).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let t = if temperature {
+                let wp: Vec<Vec<f32>> = p
+                    .iter()
+                    .map(|q| {
+                        let mut q = q.clone();
+                        apply_class_weights(&mut q, &w);
+                        q
+                    })
+                    .collect();
+                fit_temperature(&wp, y).unwrap_or(1.0)
+            } else {
+                1.0
+            };
+            (w, t)
+        })
+        .collect();
+    held.iter()
+        .map(|h| {
+            let mut out = (*h).clone();
+            for (&i, p) in out.rows.iter().zip(out.proba.iter_mut()) {
+                let (w, t) = &fits[half[ds.groups[i].as_str()]];
+                apply_class_weights(p, w);
+                classify::calibration::apply_temperature(p, *t);
+            }
+            out
+        })
+        .collect()
 }
 
 #[cfg(test)]
