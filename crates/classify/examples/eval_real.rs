@@ -1,7 +1,7 @@
 //! Benchmark on the real labelled captures, held out by capture file.
 //!
 //! cargo run -p classify --release --example eval_real -- \
-//!     [--data DIR] [--labels CSV] [--folds K] [--seeds N] [--export CSV] [--no-bench]
+//!     [--data DIR[,DIR…]] [--labels CSV[,CSV…]] [--folds K] [--seeds N] [--export CSV] [--no-bench]
 //!     [--train-prefix] [--group-weight] [--by-file] [--show FILE|'*']
 //!
 //! Builds the dataset (whole flows plus 8-packet prefixes for early
@@ -81,8 +81,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Benchmark models also learn the prefix rows of the training flows.
     let train_prefix = args.iter().any(|a| a == "--train-prefix");
 
-    let files = captures(&data);
-    let labels = Labels::from_csv(&labels_path)?;
+    // Several data directories and label files: comma-separated.
+    let files: Vec<String> = data.split(',').flat_map(captures).collect();
+    let labels = load_labels(&labels_path)?;
     let t = Instant::now();
     let mut b = DatasetBuilder::new(
         labels,
@@ -92,7 +93,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     for f in &files {
-        b.add_capture(f)?;
+        // A damaged capture keeps what came before the damage (as `train`).
+        if let (_, Some(e)) = b.add_capture_partial(f) {
+            eprintln!("warning: {e}; skipping the rest of it");
+        }
     }
     let (ds, stats) = b.finish();
     println!(
@@ -358,7 +362,7 @@ fn stream_eval(
     windows: &mut usize,
     flows: &mut (u64, u64),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut labels = Labels::from_csv(labels_path)?;
+    let mut labels = load_labels(labels_path)?;
     // Class ids of this label file are those of the dataset (same file, same order).
     let mut sc = StreamingClassifier::new(
         mf.clone(),
@@ -372,7 +376,13 @@ fn stream_eval(
     let mut last: std::collections::HashMap<u64, Option<usize>> = Default::default();
     let mut reader = CaptureReader::open(path)?;
     let name = base_name(path).to_string();
-    while let Some(fr) = reader.next_frame()? {
+    loop {
+        let fr = match reader.next_frame() {
+            Ok(Some(fr)) => fr,
+            Ok(None) => break,
+            // Damaged: what came before counts, as in `train`.
+            Err(_) => break,
+        };
         let pkt = decode::decode(fr.linktype, fr.data);
         let Some(v) = sc.push(&pkt, fr.ts_ns, fr.wire_len) else {
             continue;
@@ -402,6 +412,16 @@ fn stream_eval(
         }
     }
     Ok(())
+}
+
+/// Labels from comma-separated CSV paths (class ids in first-seen order,
+/// the same for every call with the same paths).
+fn load_labels(paths: &str) -> Result<Labels, Box<dyn std::error::Error>> {
+    let mut l = Labels::new(Vec::new());
+    for p in paths.split(',') {
+        l.add_csv(p)?;
+    }
+    Ok(l)
 }
 
 /// Single-thread flow predictions per second of each model trained on all rows.

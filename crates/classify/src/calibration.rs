@@ -339,10 +339,11 @@ pub fn reliability_svg(
             );
         }
     }
+    // Bottom left: confidence under 1/k never occurs, the corner is free.
     legend(
         &mut s,
         x0 + 8.0,
-        y0 + 14.0,
+        y0 + side - 24.0,
         &[
             ("#E69F00", format!("raw, ECE {:.3}", before.ece)),
             ("#0072B2", format!("calibrated, ECE {:.3}", after.ece)),

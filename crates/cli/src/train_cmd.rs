@@ -425,10 +425,27 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let temperature = fitted.unwrap_or(1.0);
     let (adj_p, adj_y) = crossval::pooled_probabilities(&ds, &refs(&adjusted), 1.0);
-    let calibrated = Reliability::new(&adj_p, &adj_y, ECE_BINS);
-    let cov_cal = coverage_curve(&adj_p, &adj_y, &THRESHOLDS);
+    let mut calibrated = Reliability::new(&adj_p, &adj_y, ECE_BINS);
+    let mut cov_cal = coverage_curve(&adj_p, &adj_y, &THRESHOLDS);
+    // The temperature only where it lowers the error on held-out captures
+    // (each half by the temperature of the other) against none.
+    let mut temperature_dropped: Option<(f64, f64)> = None;
+    if fitted.is_some() {
+        let plain = cross_fitted(&ds, &chosen, keep_weights, false);
+        let (p, y) = crossval::pooled_probabilities(&ds, &refs(&plain), 1.0);
+        let without = Reliability::new(&p, &y, ECE_BINS);
+        if without.ece <= calibrated.ece {
+            temperature_dropped = Some((without.ece, calibrated.ece));
+            calibrated = without;
+            cov_cal = coverage_curve(&p, &y, &THRESHOLDS);
+        }
+    }
+    let temperature = if temperature_dropped.is_some() {
+        1.0
+    } else {
+        fitted.unwrap_or(1.0)
+    };
     let decision_line = if !try_weights {
         "decision weights: none (--no-decision-weights)".to_string()
     } else if keep_weights {
@@ -482,6 +499,12 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         format!(
             "calibration: none, fewer than {} wrong held-out answers to learn confidence from; expected calibration error ({ECE_BINS} bins) {:.3}",
             classify::calibration::MIN_ERRORS_TO_FIT,
+            raw.ece
+        )
+    } else if let Some((without, with)) = temperature_dropped {
+        format!(
+            "calibration: none; the temperature fitted on half the {group_word}s ({:.3} on all) did not lower the other half's expected calibration error ({ECE_BINS} bins): {without:.3} without, {with:.3} with; raw {:.3}",
+            fitted.unwrap_or(1.0),
             raw.ece
         )
     } else {

@@ -269,3 +269,172 @@ fn a_flow_shorter_than_first_packets_is_answered_at_its_end() {
     let r = run_flow(&cap, &dir, &above);
     assert_eq!(r["class"], "unknown", "{r}");
 }
+
+/// `train` over real captures of the four classes: the model it writes is
+/// the one with the best held-out macro-F1 in the table it prints, the
+/// file carries the temperature it reports, the cross-fitted calibration
+/// lowers the expected calibration error on held-out captures, and
+/// `classify` answers with the calibrated probabilities.
+#[test]
+fn train_writes_the_model_that_is_best_on_held_out_captures_calibrated() {
+    let data = data_dir();
+    let labels = data.join("labelled/labels.csv");
+    let apps = data.join("pcap-apps/ndpi");
+    let dir = temp_dir("choice");
+    let mut caps: Vec<String> = Vec::new();
+    for class in ["web", "video", "voip-conferencing", "other"] {
+        for c in files_with_ext(&apps.join(class), &["pcap", "pcapng"]) {
+            caps.push(c.to_string_lossy().into_owned());
+        }
+    }
+    let model = dir.join("model.json");
+    let held = dir.join("held-out.csv");
+    let plots = dir.join("plots");
+    let mut args: Vec<&str> = vec!["train"];
+    args.extend(caps.iter().map(String::as_str));
+    args.extend([
+        "--labels",
+        labels.to_str().unwrap(),
+        "--models",
+        "rf,gbt",
+        "-o",
+        model.to_str().unwrap(),
+        "--held-out",
+        held.to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
+    let out = run(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The table: model, accuracy, macro-F1, ...
+    let table: Vec<(String, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("random-forest ") || l.starts_with("gbt "))
+        .filter_map(|l| {
+            // Table rows: model, accuracy, macro-F1, … (not the "chosen by" line).
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[1].parse::<f64>().ok()?;
+            Some((f[0].to_string(), f[2].parse().ok()?))
+        })
+        .collect();
+    assert_eq!(table.len(), 2, "{text}");
+    let best = table
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+        .0
+        .clone();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let kind = m["model"]["kind"].as_str().unwrap();
+    let expect_kind = if best == "random-forest" {
+        "forest"
+    } else {
+        "gbt"
+    };
+    assert_eq!(kind, expect_kind, "{text}");
+    assert!(
+        text.contains(&format!("{best} chosen by held-out macro-F1")),
+        "{text}"
+    );
+    // Every labelled whole flow is in the held-out CSV once, with the
+    // chosen model's answer; its accuracy is the table's.
+    let rows = csv_rows(&std::fs::read_to_string(&held).unwrap());
+    let right = rows.iter().filter(|r| r["class"] == r["answer"]).count();
+    let acc_line = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("{best} "))
+                && l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|v| v.parse::<f64>().is_ok())
+        })
+        .unwrap();
+    let acc: f64 = acc_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (right as f64 / rows.len() as f64 - acc).abs() < 1e-4,
+        "{right}/{} vs {acc}",
+        rows.len()
+    );
+    // Calibration: the temperature in the file is the one reported, and
+    // the calibrated error on held-out captures is lower than the raw.
+    let cal = text
+        .lines()
+        .find(|l| l.starts_with("calibration: temperature "))
+        .unwrap_or_else(|| panic!("no calibration line: {text}"));
+    let t: f64 = cal["calibration: temperature ".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let t_file = m["temperature"].as_f64().unwrap_or(1.0);
+    assert!((t - t_file).abs() < 5e-4, "{t} vs {t_file}");
+    let ece: Vec<f64> = cal
+        .split("bins) ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .take(2)
+        .map(|s| s.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(ece[1] < ece[0], "{cal}");
+    assert!(plots.join("reliability.svg").is_file());
+
+    // `classify` answers with the calibrated probabilities: on a capture it
+    // was trained on, the confidence of each flow is the file's model
+    // output at that temperature, so a temperature of 1 gives other values.
+    let cap = apps.join("voip-conferencing/sip.pcap");
+    let flows_at = |model: &Path, name: &str| {
+        let csv = dir.join(name);
+        let o = run(&[
+            "classify",
+            "-r",
+            cap.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--flows",
+            csv.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        csv_rows(&std::fs::read_to_string(&csv).unwrap())
+    };
+    let mut raw = m.clone();
+    raw["temperature"] = serde_json::json!(1.0);
+    raw["class_weights"] = serde_json::json!([]);
+    let raw_path = dir.join("raw.json");
+    std::fs::write(&raw_path, raw.to_string()).unwrap();
+    let cal_rows = flows_at(&model, "cal.csv");
+    let raw_rows = flows_at(&raw_path, "raw.csv");
+    assert_eq!(cal_rows.len(), raw_rows.len());
+    let classes: Vec<String> = m["class_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let mut differ = 0;
+    for (c, r) in cal_rows.iter().zip(&raw_rows) {
+        // p_cal ∝ (w · p_raw)^(1/T): check it from the raw row's probabilities.
+        let w: Vec<f64> = m["class_weights"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_f64().unwrap()).collect())
+            .unwrap_or_else(|| vec![1.0; classes.len()]);
+        let p: Vec<f64> = classes
+            .iter()
+            .zip(&w)
+            .map(|(n, w)| w * r[&format!("p_{n}")].parse::<f64>().unwrap())
+            .collect();
+        let q: Vec<f64> = p.iter().map(|v| v.powf(1.0 / t_file)).collect();
+        let s: f64 = q.iter().sum();
+        for (n, qv) in classes.iter().zip(&q) {
+            let got: f64 = c[&format!("p_{n}")].parse().unwrap();
+            assert!((got - qv / s).abs() < 2e-3, "{n}: {got} vs {}", qv / s);
+        }
+        differ += (c["confidence"] != r["confidence"]) as usize;
+    }
+    if (t_file - 1.0).abs() > 0.05 {
+        assert!(differ > 0);
+    }
+}
