@@ -22,6 +22,9 @@ use crate::Result;
 /// How training rows are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Weighting {
+    /// Every row weighs 1: the classes weigh what the training mix gives
+    /// them (right when the traffic to classify has the same mix).
+    None,
     /// Each class weighs the same in total ([`class_weights`]).
     #[default]
     Class,
@@ -36,6 +39,9 @@ pub enum Weighting {
 pub fn row_weights(ds: &Dataset, idx: &[usize], weighting: Weighting) -> Vec<f32> {
     let k = ds.class_names.len();
     let y: Vec<usize> = idx.iter().map(|&i| ds.y[i]).collect();
+    if weighting == Weighting::None {
+        return vec![1.0; y.len()];
+    }
     let mut w = class_weights(&y, k);
     if weighting == Weighting::ClassAndGroup {
         let mut size: std::collections::HashMap<&str, f32> = Default::default();

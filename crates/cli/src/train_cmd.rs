@@ -57,8 +57,9 @@ pub struct TrainArgs {
     #[arg(long = "no-evidence")]
     pub no_evidence: bool,
     /// Training row weights: `class` (every class weighs the same in
-    /// total) or `class-group` (and within a class each capture about the
-    /// same, rows of a capture of n rows weighing 1/√n).
+    /// total), `class-group` (and within a class each capture about the
+    /// same, rows of a capture of n rows weighing 1/√n) or `none` (the
+    /// training mix's own class shares).
     #[arg(long, default_value = "class", value_parser = parse_weighting)]
     pub weighting: Weighting,
     /// Bootstrap resamples of the held-out captures for the 95 % intervals.
@@ -99,9 +100,10 @@ pub struct TrainArgs {
 
 fn parse_weighting(s: &str) -> Result<Weighting, String> {
     match s {
+        "none" => Ok(Weighting::None),
         "class" => Ok(Weighting::Class),
         "class-group" => Ok(Weighting::ClassAndGroup),
-        _ => Err(format!("{s:?}: write class or class-group")),
+        _ => Err(format!("{s:?}: write none, class or class-group")),
     }
 }
 
