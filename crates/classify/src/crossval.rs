@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::calibration::apply_temperature;
 use crate::dataset::Dataset;
 use crate::metrics::Evaluation;
 use crate::models::{argmax, class_weights, Classifier, Model, ModelKind};
@@ -329,20 +328,14 @@ fn percentile_interval(v: &mut [f64]) -> Interval {
     }
 }
 
-/// Held-out probabilities and truths of `held` (pooled over seeds), with
-/// `temperature` applied: the input of calibration and coverage figures.
-pub fn pooled_probabilities(
-    ds: &Dataset,
-    held: &[&HeldOut],
-    temperature: f32,
-) -> (Vec<Vec<f32>>, Vec<usize>) {
+/// Held-out probabilities and truths of `held` (pooled over seeds): the
+/// input of calibration and coverage figures.
+pub fn pooled_probabilities(ds: &Dataset, held: &[&HeldOut]) -> (Vec<Vec<f32>>, Vec<usize>) {
     let mut p = vec![];
     let mut y = vec![];
     for h in held {
         for (&i, q) in h.rows.iter().zip(&h.proba) {
-            let mut q = q.clone();
-            apply_temperature(&mut q, temperature);
-            p.push(q);
+            p.push(q.clone());
             y.push(ds.y[i]);
         }
     }

@@ -317,12 +317,11 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     } else {
         capture_sets(&args.captures)
     };
-    let mut set_names: Vec<&String> = sets
+    let set_names: Vec<&String> = sets
         .values()
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    set_names.dedup();
     for set in &set_names {
         println!("\ncaptures under {set}/ only:");
         for &kind in &kinds {
@@ -398,7 +397,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     // held-out predictions; judged on each half of the groups answered by
     // what was fitted on the other half.
     let chosen = of(kind);
-    let (raw_p, raw_y) = crossval::pooled_probabilities(&ds, &chosen, 1.0);
+    let (raw_p, raw_y) = crossval::pooled_probabilities(&ds, &chosen);
     let raw = Reliability::new(&raw_p, &raw_y, ECE_BINS);
     let cov_raw = coverage_curve(&raw_p, &raw_y, &THRESHOLDS);
     let try_weights = !args.no_decision_weights;
@@ -427,7 +426,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let (adj_p, adj_y) = crossval::pooled_probabilities(&ds, &refs(&adjusted), 1.0);
+    let (adj_p, adj_y) = crossval::pooled_probabilities(&ds, &refs(&adjusted));
     let mut calibrated = Reliability::new(&adj_p, &adj_y, ECE_BINS);
     let mut cov_cal = coverage_curve(&adj_p, &adj_y, &THRESHOLDS);
     // The temperature only where it lowers the error on held-out captures
@@ -435,7 +434,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     let mut temperature_dropped: Option<(f64, f64)> = None;
     if fitted.is_some() {
         let plain = cross_fitted(&ds, &chosen, keep_weights, false);
-        let (p, y) = crossval::pooled_probabilities(&ds, &refs(&plain), 1.0);
+        let (p, y) = crossval::pooled_probabilities(&ds, &refs(&plain));
         let without = Reliability::new(&p, &y, ECE_BINS);
         if without.ece <= calibrated.ece {
             temperature_dropped = Some((without.ece, calibrated.ece));
