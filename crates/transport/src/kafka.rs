@@ -1,0 +1,680 @@
+//! Kafka for capture and analysis nodes, with krafka (a pure-Rust client:
+//! no C library to install, consumer groups and commits).
+//!
+//! - [`Publisher`]: a capture node's side. Records are batched per
+//!   partition (`flow_key % partitions`) into [`crate::record`] messages
+//!   and compressed with LZ4 by the client. Every partition has a bounded
+//!   queue and one message in flight at a time, so a partition's messages
+//!   arrive in order even when sends are retried; a message that fails is
+//!   retried until it is acknowledged. When a queue is full (a slow or
+//!   unreachable broker) a live capture drops the batch and counts it; a
+//!   file replayed as fast as possible waits instead.
+//! - [`Subscriber`]: an analysis node's side: a consumer group member
+//!   handing out messages with their partition and offset, and committing
+//!   only the offsets it is told to (after the store made their results
+//!   durable).
+//!
+//! Each runs a small Tokio runtime on a thread of its own; the packet loop
+//! stays synchronous and never waits on the network (except a replay in
+//! `block` mode).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use krafka::admin::{CreateTopicsOptions, NewTopic};
+use krafka::consumer::{AutoOffsetReset, OffsetAndMetadata, TopicPartition};
+use krafka::{Compression, Kafka, Record};
+use tokio::sync::mpsc;
+
+use crate::record::{control, BatchWriter, Kind, PacketRecord};
+
+/// `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaUrl {
+    /// Bootstrap brokers, comma-separated.
+    pub brokers: String,
+    pub topic: String,
+}
+
+impl std::str::FromStr for KafkaUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<KafkaUrl, String> {
+        let usage = || {
+            format!(
+                "invalid Kafka address {s:?}: expected kafka://HOST:PORT[,HOST:PORT…]/TOPIC \
+                 (e.g. kafka://127.0.0.1:9092/packets)"
+            )
+        };
+        let rest = s.strip_prefix("kafka://").ok_or_else(usage)?;
+        let (brokers, topic) = rest.split_once('/').ok_or_else(usage)?;
+        let valid_topic = !topic.is_empty()
+            && topic.len() <= 249
+            && topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        let valid_brokers = !brokers.is_empty()
+            && brokers.split(',').all(|b| {
+                b.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            });
+        if !valid_topic || !valid_brokers {
+            return Err(usage());
+        }
+        Ok(KafkaUrl {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for KafkaUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "kafka://{}/{}", self.brokers, self.topic)
+    }
+}
+
+/// What happens to a batch when its partition's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Drop it and count its records (live capture: never stall the ring).
+    Drop,
+    /// Wait for room (a file replayed as fast as possible).
+    Block,
+}
+
+/// Settings of a [`Publisher`].
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    /// Capture node name carried by every message.
+    pub node: String,
+    /// A batch is sent once it holds this many bytes (or at each tick).
+    pub batch_bytes: usize,
+    /// Bytes queued per partition at most (in whole batches).
+    pub buffer_bytes: usize,
+    pub compression: bool,
+    pub when_full: WhenFull,
+    /// Partitions of the topic when it has to be created.
+    pub create_partitions: i32,
+    /// Waiting for the broker at start.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        PublisherOptions {
+            node: "node".into(),
+            batch_bytes: 256 * 1024,
+            buffer_bytes: 64 << 20,
+            compression: true,
+            when_full: WhenFull::Drop,
+            create_partitions: 4,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A capture node's counters (shared with its status output).
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    /// Records handed to the publisher.
+    pub records: AtomicU64,
+    /// Records the broker acknowledged.
+    pub records_acked: AtomicU64,
+    pub messages_acked: AtomicU64,
+    /// Message bytes acknowledged (before compression).
+    pub bytes_acked: AtomicU64,
+    /// Records dropped because a partition's queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Sends that failed and were retried.
+    pub retries: AtomicU64,
+    /// Messages waiting in the queues or in flight.
+    pub queued_messages: AtomicU64,
+    /// The last send failed (the broker is unreachable or refusing).
+    pub failing: AtomicBool,
+    pub last_error: Mutex<String>,
+}
+
+struct Msg {
+    bytes: Vec<u8>,
+    records: u64,
+}
+
+/// A capture node's connection: see the module documentation.
+pub struct Publisher {
+    opts: PublisherOptions,
+    url: KafkaUrl,
+    session: u64,
+    seq: u64,
+    batches: Vec<BatchWriter>,
+    queues: Vec<mpsc::Sender<Msg>>,
+    stats: Arc<PublishStats>,
+    thread: Option<JoinHandle<()>>,
+    last_tick_s: u64,
+    last_ts: u64,
+}
+
+impl Publisher {
+    /// Connects, creates the topic when it is missing, and learns its
+    /// partitions. Fails with the broker's address and the fix when the
+    /// broker cannot be reached.
+    pub fn connect(url: &KafkaUrl, opts: PublisherOptions) -> Result<Publisher, String> {
+        let stats = Arc::new(PublishStats::default());
+        let (ready_tx, ready_rx) =
+            std::sync::mpsc::channel::<Result<Vec<mpsc::Sender<Msg>>, String>>();
+        let (u, o, s) = (url.clone(), opts.clone(), stats.clone());
+        let thread = std::thread::Builder::new()
+            .name("kafka-producer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("cannot start the Kafka client: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(produce(u, o, s, ready_tx));
+            })
+            .map_err(|e| format!("cannot start the Kafka client thread: {e}"))?;
+        let wait = opts.connect_timeout + Duration::from_secs(5);
+        let queues = match ready_rx.recv_timeout(wait) {
+            Ok(Ok(q)) => q,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(format!(
+                    "no answer from the Kafka broker {} within {:?}: is it running? \
+                     (scripts/services up starts one for tests)",
+                    url.brokers, wait
+                ))
+            }
+        };
+        let batches = (0..queues.len()).map(|_| BatchWriter::default()).collect();
+        Ok(Publisher {
+            session: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+            seq: 0,
+            batches,
+            queues,
+            stats,
+            thread: Some(thread),
+            opts,
+            url: url.clone(),
+            last_tick_s: 0,
+            last_ts: 0,
+        })
+    }
+
+    pub fn stats(&self) -> Arc<PublishStats> {
+        self.stats.clone()
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.queues.len()
+    }
+
+    pub fn url(&self) -> &KafkaUrl {
+        &self.url
+    }
+
+    /// Adds one record to its partition's batch (sent when full). Every
+    /// second of capture time, batches are sent and every partition gets a
+    /// tick, so analysis nodes close their bins without waiting for traffic.
+    pub fn publish(&mut self, r: &PacketRecord<'_>) {
+        self.tick(r.ts_ns);
+        let p = (r.flow_key % self.queues.len() as u64) as usize;
+        let b = &mut self.batches[p];
+        if b.is_empty() {
+            b.begin(&self.opts.node, self.session, self.seq);
+        }
+        b.push(r);
+        self.seq += 1;
+        self.stats.records.fetch_add(1, Relaxed);
+        if b.bytes() >= self.opts.batch_bytes {
+            self.ship(p);
+        }
+    }
+
+    /// Capture time reached `ts_ns` (also called with the wall clock while
+    /// a live source is idle).
+    pub fn tick(&mut self, ts_ns: u64) {
+        self.last_ts = self.last_ts.max(ts_ns);
+        let s = ts_ns / 1_000_000_000;
+        if s <= self.last_tick_s {
+            return;
+        }
+        self.last_tick_s = s;
+        self.control(Kind::Tick, s * 1_000_000_000);
+    }
+
+    fn control(&mut self, kind: Kind, ts_ns: u64) {
+        for p in 0..self.queues.len() {
+            self.ship(p);
+            let bytes = control(kind, &self.opts.node, self.session, self.seq, ts_ns);
+            self.enqueue(p, Msg { bytes, records: 0 }, kind == Kind::End);
+        }
+    }
+
+    fn ship(&mut self, p: usize) {
+        let b = &mut self.batches[p];
+        if b.is_empty() {
+            return;
+        }
+        let records = b.len() as u64;
+        let bytes = b.finish().to_vec();
+        // Empty again: the next record begins a new message.
+        b.clear();
+        self.enqueue(p, Msg { bytes, records }, false);
+    }
+
+    fn enqueue(&mut self, p: usize, m: Msg, must: bool) {
+        let records = m.records;
+        let q = &self.queues[p];
+        let sent = if must || self.opts.when_full == WhenFull::Block {
+            q.blocking_send(m).is_ok()
+        } else {
+            q.try_send(m).is_ok()
+        };
+        if sent {
+            self.stats.queued_messages.fetch_add(1, Relaxed);
+        } else {
+            self.stats.dropped_queue_full.fetch_add(records, Relaxed);
+        }
+    }
+
+    /// Sends what is batched and an end marker to every partition, then
+    /// waits (at most `wait`) for the broker to acknowledge everything.
+    /// Returns the records still unacknowledged (0 when all went through).
+    pub fn finish(mut self, wait: Duration) -> u64 {
+        let ts = self.last_ts;
+        self.control(Kind::End, ts);
+        let deadline = Instant::now() + wait;
+        while self.stats.queued_messages.load(Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.stats.records.load(Relaxed)
+            - self.stats.records_acked.load(Relaxed)
+            - self.stats.dropped_queue_full.load(Relaxed);
+        self.queues.clear();
+        if left == 0 {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+        left
+    }
+}
+
+async fn connect_kafka(url: &KafkaUrl, timeout: Duration) -> Result<Kafka, String> {
+    let fut = Kafka::builder(url.brokers.clone())
+        .client_id("trafficscope")
+        .connect_timeout(timeout)
+        .request_timeout(Duration::from_secs(10))
+        .connect();
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(k)) => Ok(k),
+        Ok(Err(e)) => Err(format!(
+            "cannot reach the Kafka broker {}: {e}. Start it (scripts/services up starts one \
+             for tests) or check the address",
+            url.brokers
+        )),
+        Err(_) => Err(format!(
+            "cannot reach the Kafka broker {} within {timeout:?}: is it running? \
+             (scripts/services up starts one for tests)",
+            url.brokers
+        )),
+    }
+}
+
+/// Partitions of `topic`, creating it with `create` partitions if missing.
+async fn partitions_of(kafka: &Kafka, url: &KafkaUrl, create: i32) -> Result<usize, String> {
+    let producer = kafka
+        .producer()
+        .build()
+        .await
+        .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
+    if let Ok(p) = producer.partitions_for(&url.topic).await {
+        if !p.is_empty() {
+            let _ = producer.close().await;
+            return Ok(p.len());
+        }
+    }
+    let _ = producer.close().await;
+    let topic = NewTopic::new(url.topic.clone(), create, 1).map_err(|e| e.to_string())?;
+    let created = kafka
+        .admin()
+        .create_topics([topic], CreateTopicsOptions::default())
+        .await
+        .map_err(|e| format!("cannot create topic {} on {}: {e}", url.topic, url.brokers))?;
+    if let Some(Err(e)) = created.get(&url.topic) {
+        let msg = e.to_string();
+        if !msg.to_ascii_lowercase().contains("exist") {
+            return Err(format!(
+                "cannot create topic {} on {}: {msg}",
+                url.topic, url.brokers
+            ));
+        }
+    }
+    eprintln!(
+        "trafficscope: created topic {} with {create} partitions on {}",
+        url.topic, url.brokers
+    );
+    Ok(create as usize)
+}
+
+async fn produce(
+    url: KafkaUrl,
+    opts: PublisherOptions,
+    stats: Arc<PublishStats>,
+    ready: std::sync::mpsc::Sender<Result<Vec<mpsc::Sender<Msg>>, String>>,
+) {
+    let kafka = match connect_kafka(&url, opts.connect_timeout).await {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let n = match partitions_of(&kafka, &url, opts.create_partitions).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let producer = match kafka
+        .producer()
+        .compression(if opts.compression {
+            Compression::Lz4
+        } else {
+            Compression::None
+        })
+        .linger(Duration::from_millis(0))
+        .delivery_timeout(Duration::from_secs(10))
+        .max_request_size(opts.batch_bytes * 4 + (1 << 20))
+        .build()
+        .await
+    {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let _ = ready.send(Err(format!("Kafka {}: {e}", url.brokers)));
+            return;
+        }
+    };
+    let per_queue = (opts.buffer_bytes / opts.batch_bytes.max(1) / n).max(2);
+    let mut senders = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for p in 0..n {
+        let (tx, mut rx) = mpsc::channel::<Msg>(per_queue);
+        senders.push(tx);
+        let (producer, stats, topic) = (producer.clone(), stats.clone(), url.topic.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                let value = Bytes::from(m.bytes);
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    let rec = Record::new(topic.clone(), value.clone()).partition(p as i32);
+                    match producer.send(rec).await {
+                        Ok(_) => {
+                            stats.failing.store(false, Relaxed);
+                            stats.records_acked.fetch_add(m.records, Relaxed);
+                            stats.messages_acked.fetch_add(1, Relaxed);
+                            stats.bytes_acked.fetch_add(value.len() as u64, Relaxed);
+                            break;
+                        }
+                        Err(e) => {
+                            if !stats.failing.swap(true, Relaxed) {
+                                eprintln!(
+                                    "trafficscope: kafka: sending to partition {p} failed: {e}; \
+                                     retrying (capture goes on, batches queue up to the buffer)"
+                                );
+                            }
+                            if let Ok(mut l) = stats.last_error.lock() {
+                                *l = e.to_string();
+                            }
+                            stats.retries.fetch_add(1, Relaxed);
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                    }
+                }
+                stats.queued_messages.fetch_sub(1, Relaxed);
+            }
+        }));
+    }
+    if ready.send(Ok(senders)).is_err() {
+        return;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = producer.close().await;
+}
+
+/// One message read by a [`Subscriber`].
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+    pub value: Bytes,
+}
+
+/// What the consumer thread hands the analysis loop.
+#[derive(Debug)]
+pub enum Event {
+    Messages(Vec<Delivery>),
+    /// The partitions this member now owns (after a rebalance).
+    Assigned(Vec<i32>),
+    /// The consumer failed for good.
+    Failed(String),
+}
+
+/// An analysis node's consumer group membership.
+pub struct Subscriber {
+    events: std::sync::mpsc::Receiver<Event>,
+    commits: mpsc::UnboundedSender<BTreeMap<i32, i64>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub url: KafkaUrl,
+    pub group: String,
+}
+
+impl Subscriber {
+    /// Joins `group` on `url`'s topic (from the earliest offset when the
+    /// group has none). Fails with the fix when the broker cannot be reached.
+    pub fn connect(url: &KafkaUrl, group: &str, timeout: Duration) -> Result<Subscriber, String> {
+        let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(16);
+        let (c_tx, c_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (u, g, s) = (url.clone(), group.to_string(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("kafka-consumer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("cannot start the Kafka client: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(consume(u, g, timeout, ev_tx, c_rx, s, ready_tx));
+            })
+            .map_err(|e| format!("cannot start the Kafka client thread: {e}"))?;
+        match ready_rx.recv_timeout(timeout + Duration::from_secs(5)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(format!(
+                    "no answer from the Kafka broker {} within {timeout:?}: is it running?",
+                    url.brokers
+                ))
+            }
+        }
+        Ok(Subscriber {
+            events: ev_rx,
+            commits: c_tx,
+            stop,
+            thread: Some(thread),
+            url: url.clone(),
+            group: group.to_string(),
+        })
+    }
+
+    /// The next event, waiting at most `timeout` (None: nothing came).
+    pub fn next(&self, timeout: Duration) -> Option<Event> {
+        match self.events.recv_timeout(timeout) {
+            Ok(e) => Some(e),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Some(Event::Failed("the Kafka consumer stopped".into()))
+            }
+        }
+    }
+
+    /// Commits, per partition, the offset of the next message to read.
+    pub fn commit(&self, offsets: BTreeMap<i32, i64>) {
+        if !offsets.is_empty() {
+            let _ = self.commits.send(offsets);
+        }
+    }
+
+    /// Leaves the group (committing what was asked before).
+    pub fn close(mut self) {
+        self.stop.store(true, Relaxed);
+        // Unblocks a consumer waiting to hand over events.
+        while self.events.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            while !t.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = t.join();
+        }
+    }
+}
+
+async fn consume(
+    url: KafkaUrl,
+    group: String,
+    timeout: Duration,
+    events: std::sync::mpsc::SyncSender<Event>,
+    mut commits: mpsc::UnboundedReceiver<BTreeMap<i32, i64>>,
+    stop: Arc<AtomicBool>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let kafka = match connect_kafka(&url, timeout).await {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let consumer = match kafka
+        .consumer(group.clone())
+        .enable_auto_commit(false)
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(format!("Kafka {}: {e}", url.brokers)));
+            return;
+        }
+    };
+    if let Err(e) = consumer.subscribe([url.topic.as_str()]).await {
+        let _ = ready.send(Err(format!(
+            "cannot subscribe to {} on {}: {e}",
+            url.topic, url.brokers
+        )));
+        return;
+    }
+    let _ = ready.send(Ok(()));
+    let mut assigned: Vec<i32> = Vec::new();
+    let mut last_check = Instant::now() - Duration::from_secs(10);
+    let do_commit = |offsets: BTreeMap<i32, i64>| {
+        let topic = url.topic.clone();
+        let list: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
+            .into_iter()
+            .map(|(p, o)| {
+                (
+                    TopicPartition::new(topic.clone(), p),
+                    OffsetAndMetadata::new(o),
+                )
+            })
+            .collect();
+        list
+    };
+    while !stop.load(Relaxed) {
+        while let Ok(c) = commits.try_recv() {
+            if let Err(e) = consumer.commit_offsets(do_commit(c)).await {
+                eprintln!("trafficscope: kafka: commit failed: {e} (retried with the next one)");
+            }
+        }
+        if last_check.elapsed() >= Duration::from_millis(500) {
+            last_check = Instant::now();
+            let mut now: Vec<i32> = consumer
+                .assignment()
+                .await
+                .get(&url.topic)
+                .cloned()
+                .unwrap_or_default();
+            now.sort_unstable();
+            if now != assigned {
+                assigned = now.clone();
+                if events.send(Event::Assigned(now)).is_err() {
+                    break;
+                }
+            }
+        }
+        match consumer.poll(Duration::from_millis(200)).await {
+            Ok(recs) if recs.is_empty() => {}
+            Ok(recs) => {
+                let batch: Vec<Delivery> = recs
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some(Delivery {
+                            partition: r.partition,
+                            offset: r.offset,
+                            value: r.value?,
+                        })
+                    })
+                    .collect();
+                if events.send(Event::Messages(batch)).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.is_fatal() => {
+                let _ = events.send(Event::Failed(format!("Kafka {}: {e}", url.brokers)));
+                break;
+            }
+            Err(e) => {
+                eprintln!("trafficscope: kafka: poll failed: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    while let Ok(c) = commits.try_recv() {
+        let _ = consumer.commit_offsets(do_commit(c)).await;
+    }
+    let _ = consumer.close().await;
+}
