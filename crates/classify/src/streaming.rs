@@ -166,6 +166,11 @@ impl StreamingClassifier {
     }
 
     /// Model evaluations so far.
+    /// First-packet time of the oldest open flow (a scan of the table).
+    pub fn oldest_open_flow_start_ns(&self) -> Option<u64> {
+        self.table.oldest_start_ns()
+    }
+
     pub fn predictions(&self) -> u64 {
         self.predictions
     }
@@ -422,6 +427,11 @@ impl WindowedEvaluator {
 
     pub fn window_ns(&self) -> u64 {
         self.window_ns
+    }
+
+    /// Start of the window still open, if any.
+    pub fn open_start_ns(&self) -> Option<u64> {
+        self.cur.as_ref().map(|c| c.start_ns)
     }
 
     /// Records one outcome at `ts_ns` (`None`: no class given). Returns how

@@ -12,6 +12,7 @@ mod input;
 mod packets;
 mod pcap_ring;
 mod run_cmd;
+mod run_kafka;
 mod static_names;
 mod stats;
 mod train_cmd;

@@ -110,6 +110,8 @@ pub struct RunArgs {
     /// File holding the token (first line).
     #[arg(long = "token-file", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka: crate::run_kafka::KafkaArgs,
 }
 
 /// `7d`, `48h`, `90m`, or anything `parse_duration_ns` takes.
@@ -126,7 +128,7 @@ fn parse_retention(s: &str) -> Result<u64, String> {
 }
 
 /// `500M`, `2G`, `1500k` or bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1e3),
@@ -216,6 +218,27 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
     if args.loop_files && args.read.is_empty() {
         return Err(Failure::Usage("--loop replays files: give -r FILE".into()));
     }
+    let has_source = !args.read.is_empty() || args.interface.is_some() || args.generate.is_some();
+    if args.kafka.to.is_some() {
+        if !has_source {
+            return Err(Failure::Usage(
+                "--to publishes a source: give -r FILE, -i IFACE or --generate MIX".into(),
+            ));
+        }
+        return crate::run_kafka::publish(&args, &source_cfg, &describe);
+    }
+    let from_kafka = args.kafka.from.is_some();
+    if from_kafka && has_source {
+        return Err(Failure::Usage(
+            "--from reads packets from Kafka: drop -r, -i and --generate (they belong to a \
+             capture node's `run --to`)"
+                .into(),
+        ));
+    }
+    let describe = match &args.kafka.from {
+        Some(url) => format!("{url} (group {})", args.kafka.group),
+        None => describe,
+    };
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(p)) => Some(
@@ -255,6 +278,8 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         ..PipelineConfig::default()
     };
     let status = Arc::new(Status::new(describe.clone()));
+    // An analysis node builds a pipeline per substream from these.
+    let for_kafka = from_kafka.then(|| (model.clone(), labels.clone(), pcfg.clone()));
     let mut pipe = Pipeline::new(model, labels, pcfg, status.clone()).map_err(Failure::Usage)?;
     let class_names = pipe.class_names().to_vec();
 
@@ -275,6 +300,16 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
     eprintln!("trafficscope: {}", report.summary());
     let store_stats = Arc::new(store::StoreStats::default());
     let writer = store.writer().map_err(|e| Failure::Input(e.into()))?;
+    // Outputs committed so far, in the order sent (an analysis node commits
+    // Kafka offsets by it).
+    let durable = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let extents = if from_kafka {
+        store
+            .source_extents()
+            .map_err(|e| Failure::Input(e.into()))?
+    } else {
+        Default::default()
+    };
     let (tx, rx) = mpsc::sync_channel::<Output>(QUEUE);
     // The channel and the writer's in-memory backlog.
     status.queue_capacity.store(
@@ -291,7 +326,12 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
             commit_interval: Duration::from_millis(500),
             ..store::WriterOptions::default()
         },
-        Box::new(|_| {}),
+        {
+            let durable = durable.clone();
+            Box::new(move |outs: &[Output]| {
+                durable.fetch_add(outs.len() as u64, Relaxed);
+            })
+        },
     );
 
     // The packet ring (-w DIR), before the server that reads it.
@@ -335,6 +375,51 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         (Some(live_tx), Some(handle))
     };
 
+    if let Some((model, labels, pcfg)) = for_kafka {
+        if let Some(f) = hooks.capturing.take() {
+            f();
+        }
+        let status_line = StatusLine::start(status.clone(), store_stats.clone());
+        let result = crate::run_kafka::analyse(
+            &args,
+            crate::run_kafka::AnalysisContext {
+                model,
+                labels,
+                pcfg,
+                status: status.clone(),
+                tx: &tx,
+                live: live_tx.as_ref(),
+                durable: durable.clone(),
+                extents,
+                reader: Some(store.reader().map_err(|e| Failure::Input(e.into()))?),
+            },
+        );
+        status.source_done.store(true, Relaxed);
+        drop(tx);
+        let written = writer_thread
+            .join()
+            .map_err(|_| Failure::Input(anyhow::anyhow!("the store writer panicked")))?;
+        status_line.stop();
+        eprintln!(
+            "trafficscope: {} packets, {} bins, {} windows, {} flows; {} to {}",
+            status.packets.load(Relaxed),
+            status.bins.load(Relaxed),
+            status.windows.load(Relaxed),
+            status.flows_ended.load(Relaxed),
+            match &written {
+                Ok(w) => format!("{} outputs committed", w.committed),
+                Err(e) => format!("the store failed: {e}"),
+            },
+            data.display()
+        );
+        if let Some(server) = server {
+            if let Err(e) = server.stop() {
+                eprintln!("trafficscope: the HTTP server stopped with an error: {e}");
+            }
+        }
+        written.map_err(|e| Failure::Input(e.into()))?;
+        return result;
+    }
     pipeline::source::stop_on_signals();
     let mut input = Input::open(&source_cfg)?;
     input.track_kernel_drops(status.drops_kernel.clone());

@@ -168,6 +168,16 @@ impl FlowTable {
         self.map.len()
     }
 
+    /// First-packet time of the oldest open flow (a scan: for occasional
+    /// bookkeeping, e.g. how far back a replay must start to see every open
+    /// flow whole, not for the packet path).
+    pub fn oldest_start_ns(&self) -> Option<u64> {
+        self.map
+            .values()
+            .map(|&s| self.slots[s as usize].start)
+            .min()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

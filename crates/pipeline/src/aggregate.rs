@@ -320,6 +320,7 @@ impl BinAggregator {
             fine_width_ns: self.fine_ns,
             fine_bytes,
             fine,
+            source: String::new(),
         };
         self.packets = 0;
         self.bytes = 0;

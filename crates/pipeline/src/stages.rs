@@ -303,6 +303,26 @@ impl Pipeline {
         self.out.drain(..)
     }
 
+    /// Capture time before which every packet is in a closed bin and a
+    /// closed window (their outputs emitted). `u64::MAX` when none is open.
+    pub fn closed_before_ns(&self) -> u64 {
+        [
+            self.bins.open_end().map(|e| e - self.cfg.bin_ns),
+            self.windows.open_start_ns(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(u64::MAX)
+    }
+
+    /// First-packet time of the oldest open flow (a scan of the flow table:
+    /// for bookkeeping per batch, not per packet). An input replayed from
+    /// that packet on rebuilds every open flow whole.
+    pub fn oldest_open_flow_ns(&self) -> Option<u64> {
+        self.classifier.oldest_open_flow_start_ns()
+    }
+
     /// Outputs waiting to be drained.
     pub fn pending_outputs(&self) -> usize {
         self.out.len()
@@ -442,6 +462,7 @@ impl Pipeline {
             pending: w.pending,
             unlabelled: w.unlabelled,
             by_class,
+            source: String::new(),
         }
     }
 }

@@ -71,6 +71,10 @@ pub struct Status {
     pub last_packet_ns: AtomicU64,
     /// Frames the kernel dropped (live capture: the ring was full).
     pub drops_kernel: std::sync::Arc<AtomicU64>,
+    /// Transport messages (Kafka) that did not decode: counted and skipped.
+    pub records_undecodable: AtomicU64,
+    /// Transport messages seen before (a producer's retry): skipped.
+    pub records_duplicate: AtomicU64,
     /// Outputs dropped because the queue to the sinks was full.
     pub drops_queue: AtomicU64,
     /// Items waiting in the queue to the sinks, and its capacity.

@@ -154,9 +154,79 @@ pub struct Bin {
     pub fine_bytes: [Vec<u64>; 3],
     /// Mean, σ/μ and peak of `fine_bytes`, same order.
     pub fine: [FineStats; 3],
+    /// The substream that produced it when several feed one store (an
+    /// analysis node's `partition/node`); empty for a local run. A store
+    /// keeps each source's bin and holds their sum as the bin.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 impl Bin {
+    /// The sum of bins of the same time from several sources: counts add
+    /// up, the fine series add up value by value (their mean, σ/μ and peak
+    /// recomputed from the sums), open flows add up. `None` for no parts,
+    /// or parts of different times or widths.
+    pub fn merge(parts: &[Bin]) -> Option<Bin> {
+        let first = parts.first()?;
+        if parts.iter().any(|b| {
+            b.start_ns != first.start_ns
+                || b.width_ns != first.width_ns
+                || b.fine_width_ns != first.fine_width_ns
+        }) {
+            return None;
+        }
+        let mut counts: std::collections::BTreeMap<(Dim, &str), (u64, u64)> = Default::default();
+        let mut ended: std::collections::BTreeMap<&str, u64> = Default::default();
+        let n = first.fine_bytes[0].len();
+        let mut fine_bytes = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+        let mut out = Bin {
+            start_ns: first.start_ns,
+            width_ns: first.width_ns,
+            packets: 0,
+            bytes: 0,
+            counts: Vec::new(),
+            flows_started: 0,
+            flows_ended: Vec::new(),
+            flows_active: 0,
+            fine_width_ns: first.fine_width_ns,
+            fine_bytes: Default::default(),
+            fine: Default::default(),
+            source: String::new(),
+        };
+        for b in parts {
+            out.packets += b.packets;
+            out.bytes += b.bytes;
+            out.flows_started += b.flows_started;
+            out.flows_active += b.flows_active;
+            for c in &b.counts {
+                let e = counts.entry((c.dim, c.key.as_str())).or_default();
+                e.0 += c.packets;
+                e.1 += c.bytes;
+            }
+            for (r, k) in &b.flows_ended {
+                *ended.entry(r.as_str()).or_default() += k;
+            }
+            for (s, sum) in fine_bytes.iter_mut().enumerate() {
+                for (x, y) in sum.iter_mut().zip(&b.fine_bytes[s]) {
+                    *x += y;
+                }
+            }
+        }
+        out.counts = counts
+            .into_iter()
+            .map(|((dim, key), (packets, bytes))| DimCount {
+                dim,
+                key: key.to_string(),
+                packets,
+                bytes,
+            })
+            .collect();
+        out.flows_ended = ended.into_iter().map(|(r, k)| (r.to_string(), k)).collect();
+        out.fine = [0, 1, 2].map(|s| crate::aggregate::fine_stats(&fine_bytes[s]));
+        out.fine_bytes = fine_bytes;
+        Some(out)
+    }
+
     /// Packets and bytes under `dim`/`key` (0 when absent).
     pub fn count(&self, dim: Dim, key: &str) -> (u64, u64) {
         self.counts
@@ -196,9 +266,48 @@ pub struct EvalWindow {
     pub unlabelled: u64,
     /// By true class, sorted by class name.
     pub by_class: Vec<ClassOutcome>,
+    /// The substream that produced it (see [`Bin::source`]); empty for a local run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 impl EvalWindow {
+    /// The sum of windows of the same time from several sources.
+    pub fn merge(parts: &[EvalWindow]) -> Option<EvalWindow> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|w| w.start_ns != first.start_ns || w.end_ns != first.end_ns)
+        {
+            return None;
+        }
+        let mut by: std::collections::BTreeMap<&str, ClassOutcome> = Default::default();
+        let mut out = EvalWindow {
+            start_ns: first.start_ns,
+            end_ns: first.end_ns,
+            ..EvalWindow::default()
+        };
+        for w in parts {
+            out.hits += w.hits;
+            out.misses += w.misses;
+            out.unknown += w.unknown;
+            out.pending += w.pending;
+            out.unlabelled += w.unlabelled;
+            for c in &w.by_class {
+                let e = by.entry(c.class.as_str()).or_insert_with(|| ClassOutcome {
+                    class: c.class.clone(),
+                    ..ClassOutcome::default()
+                });
+                e.hits += c.hits;
+                e.misses += c.misses;
+                e.unknown += c.unknown;
+                e.pending += c.pending;
+            }
+        }
+        out.by_class = by.into_values().collect();
+        Some(out)
+    }
+
     /// hits / (hits + misses + unknown + pending); `None` when nothing was scored.
     pub fn accuracy(&self) -> Option<f64> {
         let n = self.hits + self.misses + self.unknown + self.pending;

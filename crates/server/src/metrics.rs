@@ -104,6 +104,18 @@ pub fn render(ctx: &Shared) -> String {
         "Frames with a decoding error (still counted and binned).",
         c(&s.malformed),
     );
+    t.one(
+        "trafficscope_undecodable_messages_total",
+        "counter",
+        "Kafka messages that did not decode as packet records (counted, skipped).",
+        c(&s.records_undecodable),
+    );
+    t.one(
+        "trafficscope_duplicate_messages_total",
+        "counter",
+        "Kafka messages delivered again by a producer's retry (skipped).",
+        c(&s.records_duplicate),
+    );
     // Per-key totals are added once per closed bin, so they trail the
     // unlabelled totals above by up to one bin; separate families keep
     // sum() over a family meaningful.

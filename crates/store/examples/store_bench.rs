@@ -86,6 +86,7 @@ fn bin(start: u64) -> Bin {
         fine_width_ns: S / 10,
         fine: [&fine, &tcp, &udp].map(|v| pipeline::aggregate::fine_stats(v)),
         fine_bytes: [fine, tcp, udp],
+        source: String::new(),
     }
 }
 

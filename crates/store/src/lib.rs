@@ -258,6 +258,44 @@ impl Store {
         ))
     }
 
+    /// How far each source's durable history reaches: source → (end of
+    /// its newest bin, end of its newest evaluation window), ns. An
+    /// analysis node that replays a partition from its committed offset
+    /// skips what ends at or before these (already stored whole).
+    pub fn source_extents(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, StoreError> {
+        let conn = schema::open_reader(&self.path)?;
+        let read = || -> rusqlite::Result<std::collections::BTreeMap<String, (u64, u64)>> {
+            let cat = Catalog::load(&conn)?;
+            let mut out = std::collections::BTreeMap::<String, (u64, u64)>::new();
+            for (kind, slot) in [(Kind::SrcBins, 0), (Kind::SrcWindows, 1)] {
+                for d in cat.days(kind) {
+                    let t = &cat.parts[&(kind, d)];
+                    let mut st = conn.prepare(&format!(
+                        "SELECT source, max(start_ns), max(json_extract(row, '$.width_ns')),
+                            max(json_extract(row, '$.end_ns')) FROM {t} GROUP BY source"
+                    ))?;
+                    let mut rows = st.query([])?;
+                    while let Some(r) = rows.next()? {
+                        let source: String = r.get(0)?;
+                        let start = r.get::<_, i64>(1)?.max(0) as u64;
+                        let end = if slot == 0 {
+                            start + r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64
+                        } else {
+                            r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64
+                        };
+                        let e = out.entry(source).or_default();
+                        let v = if slot == 0 { &mut e.0 } else { &mut e.1 };
+                        *v = (*v).max(end);
+                    }
+                }
+            }
+            Ok(out)
+        };
+        read().map_err(|e| schema::io(&self.path, "cannot read", e))
+    }
+
     /// A read-only connection of its own.
     pub fn reader(&self) -> Result<Reader, StoreError> {
         Reader::open(&self.path, self.opts.clone())

@@ -35,6 +35,12 @@ pub enum Kind {
     Windows,
     /// Hurst points, by end day.
     Hurst,
+    /// Each source's own base-tier bin when several sources feed the store
+    /// (analysis nodes reading Kafka partitions): the bin as JSON. The
+    /// `bins_1s` row of that time is their sum.
+    SrcBins,
+    /// Each source's own evaluation window (the `windows` row is their sum).
+    SrcWindows,
 }
 
 /// Which retention setting governs a kind.
@@ -49,7 +55,7 @@ pub enum Retention {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Bins1s,
         Kind::Dims1s,
         Kind::Ended1s,
@@ -60,6 +66,8 @@ impl Kind {
         Kind::Flows,
         Kind::Windows,
         Kind::Hurst,
+        Kind::SrcBins,
+        Kind::SrcWindows,
     ];
 
     /// Table name prefix; also the name of the view joining its days.
@@ -75,6 +83,8 @@ impl Kind {
             Kind::Flows => "flows",
             Kind::Windows => "windows",
             Kind::Hurst => "hurst",
+            Kind::SrcBins => "src_bins",
+            Kind::SrcWindows => "src_windows",
         }
     }
 
@@ -97,11 +107,11 @@ impl Kind {
 
     pub fn retention(self) -> Retention {
         match self {
-            Kind::Bins1s | Kind::Dims1s | Kind::Ended1s => Retention::Base,
+            Kind::Bins1s | Kind::Dims1s | Kind::Ended1s | Kind::SrcBins => Retention::Base,
             Kind::Bins1m | Kind::Dims1m | Kind::Ended1m => Retention::Minute,
             Kind::Fine => Retention::Fine,
             Kind::Flows => Retention::Flows,
-            Kind::Windows => Retention::Windows,
+            Kind::Windows | Kind::SrcWindows => Retention::Windows,
             Kind::Hurst => Retention::Hurst,
         }
     }
@@ -203,6 +213,13 @@ impl Kind {
                     peak_to_mean REAL,
                     errors TEXT,
                     PRIMARY KEY (series, end_ns)) WITHOUT ROWID"
+            ),
+            Kind::SrcBins | Kind::SrcWindows => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (
+                    start_ns INTEGER NOT NULL,
+                    source TEXT NOT NULL,
+                    row TEXT NOT NULL,
+                    PRIMARY KEY (start_ns, source)) WITHOUT ROWID"
             ),
         }
     }

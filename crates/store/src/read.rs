@@ -962,6 +962,7 @@ impl Q<'_> {
                     by_class: by_class
                         .and_then(|s| serde_json::from_str::<Vec<ClassOutcome>>(&s).ok())
                         .unwrap_or_default(),
+                    source: String::new(),
                 });
                 Ok(())
             })?;

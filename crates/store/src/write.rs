@@ -225,7 +225,12 @@ fn transaction(
     for out in outs {
         match out {
             Output::Bin(b) => {
-                write_bin(&mut cx, b)?;
+                if b.source.is_empty() {
+                    write_bin(&mut cx, b)?;
+                } else {
+                    let merged = write_source_bin(&mut cx, b)?;
+                    write_bin(&mut cx, &merged)?;
+                }
                 minutes.insert(b.start_ns - b.start_ns % MINUTE_NS);
                 let end = b.start_ns.saturating_add(b.width_ns);
                 newest = newest.max(end);
@@ -235,7 +240,12 @@ fn transaction(
                 done.bins += 1;
             }
             Output::Window(w) => {
-                write_window(&mut cx, w)?;
+                if w.source.is_empty() {
+                    write_window(&mut cx, w)?;
+                } else {
+                    let merged = write_source_window(&mut cx, w)?;
+                    write_window(&mut cx, &merged)?;
+                }
                 newest = newest.max(w.end_ns);
                 done.windows += 1;
             }
@@ -397,6 +407,76 @@ fn write_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<()> {
         json_u64s(&b.fine_bytes[2])
     ])?;
     Ok(())
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(e.into())
+}
+
+/// Keeps `b` as its source's part of the bin (replacing that source's
+/// earlier write: idempotent per source and time) and returns the sum of
+/// every source's part, which becomes the bin.
+fn write_source_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<Bin> {
+    let t = cx.table(Kind::SrcBins, day_of(b.start_ns))?;
+    let start = i(b.start_ns);
+    cx.conn
+        .prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {t} (start_ns, source, row) VALUES (?1, ?2, ?3)"
+        ))?
+        .execute(params![
+            start,
+            b.source,
+            serde_json::to_string(b).map_err(json_err)?
+        ])?;
+    let mut parts = Vec::new();
+    let mut st = cx.conn.prepare_cached(&format!(
+        "SELECT row FROM {t} WHERE start_ns = ?1 ORDER BY source"
+    ))?;
+    let mut rows = st.query([start])?;
+    while let Some(r) = rows.next()? {
+        let text: String = r.get(0)?;
+        let part: Bin = serde_json::from_str(&text).map_err(json_err)?;
+        // A part of another width (a source run with another --bin) is
+        // refused by `Writer::check` before it gets here.
+        if part.width_ns == b.width_ns && part.fine_width_ns == b.fine_width_ns {
+            parts.push(part);
+        }
+    }
+    Ok(Bin::merge(&parts).unwrap_or_else(|| Bin {
+        source: String::new(),
+        ..b.clone()
+    }))
+}
+
+/// [`write_source_bin`] for evaluation windows.
+fn write_source_window(cx: &mut Ctx<'_>, w: &EvalWindow) -> rusqlite::Result<EvalWindow> {
+    let t = cx.table(Kind::SrcWindows, day_of(w.start_ns))?;
+    let start = i(w.start_ns);
+    cx.conn
+        .prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {t} (start_ns, source, row) VALUES (?1, ?2, ?3)"
+        ))?
+        .execute(params![
+            start,
+            w.source,
+            serde_json::to_string(w).map_err(json_err)?
+        ])?;
+    let mut parts = Vec::new();
+    let mut st = cx.conn.prepare_cached(&format!(
+        "SELECT row FROM {t} WHERE start_ns = ?1 ORDER BY source"
+    ))?;
+    let mut rows = st.query([start])?;
+    while let Some(r) = rows.next()? {
+        let text: String = r.get(0)?;
+        let part: EvalWindow = serde_json::from_str(&text).map_err(json_err)?;
+        if part.end_ns == w.end_ns {
+            parts.push(part);
+        }
+    }
+    Ok(EvalWindow::merge(&parts).unwrap_or_else(|| EvalWindow {
+        source: String::new(),
+        ..w.clone()
+    }))
 }
 
 /// Recomputes minute `m` of the 1 min tier from the base tier: sums, the

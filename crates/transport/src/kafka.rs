@@ -343,7 +343,10 @@ async fn partitions_of(kafka: &Kafka, url: &KafkaUrl, create: i32) -> Result<usi
         .build()
         .await
         .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
-    if let Ok(p) = producer.partitions_for(&url.topic).await {
+    // A missing topic makes the metadata lookup wait for it: a few seconds
+    // are enough to tell.
+    let found = tokio::time::timeout(Duration::from_secs(3), producer.partitions_for(&url.topic));
+    if let Ok(Ok(p)) = found.await {
         if !p.is_empty() {
             let _ = producer.close().await;
             return Ok(p.len());
@@ -677,4 +680,29 @@ async fn consume(
         let _ = consumer.commit_offsets(do_commit(c)).await;
     }
     let _ = consumer.close().await;
+}
+
+/// Sends `values` as they are to one partition (tools and tests: e.g. a
+/// message that is not a packet record). Waits for each acknowledgement.
+pub fn send_raw(url: &KafkaUrl, partition: i32, values: Vec<Vec<u8>>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let kafka = connect_kafka(url, Duration::from_secs(10)).await?;
+        let producer = kafka
+            .producer()
+            .build()
+            .await
+            .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
+        for v in values {
+            let _ = producer
+                .send(Record::new(url.topic.clone(), Bytes::from(v)).partition(partition))
+                .await
+                .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
+        }
+        let _ = producer.close().await;
+        Ok(())
+    })
 }

@@ -94,6 +94,7 @@ fn bin(i: u64) -> Bin {
         fine_width_ns: S / 10,
         fine_bytes: [fine(bytes), fine(w * 100), fine(v * 1000)],
         fine: [fine_stats(bytes), fine_stats(w * 100), fine_stats(v * 1000)],
+        source: String::new(),
     }
 }
 
@@ -107,6 +108,7 @@ pub fn window(k: u64) -> EvalWindow {
         pending: 1,
         unlabelled: 0,
         by_class: vec![],
+        source: String::new(),
     }
 }
 

@@ -148,6 +148,7 @@ pub fn bin(start: u64, seed: u64) -> Bin {
         fine_width_ns: S / 10,
         fine_bytes: [fine_total, fine_tcp, fine_udp],
         fine,
+        source: String::new(),
     }
 }
 
@@ -165,6 +166,7 @@ pub fn empty_bin(start: u64) -> Bin {
         fine_width_ns: S / 10,
         fine_bytes: [vec![0; 10], vec![0; 10], vec![0; 10]],
         fine: [FineStats::default(); 3],
+        source: String::new(),
     }
 }
 
@@ -199,6 +201,7 @@ pub fn window(start: u64) -> EvalWindow {
                 pending: 1,
             },
         ],
+        source: String::new(),
     }
 }
 

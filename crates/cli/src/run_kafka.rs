@@ -1,0 +1,638 @@
+//! `run --to kafka://…` (a capture node) and `run --from kafka://…` (an
+//! analysis node). Wiring only: the encoding and the client are in
+//! `transport`, the stages in `pipeline`, the store in `store`.
+//!
+//! An analysis node runs one [`Pipeline`] per substream, a capture node's
+//! records in one partition (the records of a flow share a partition and
+//! come in order), and tags its bins and windows with the substream as
+//! their source; the store keeps each source's part and sums them. An
+//! offset is committed once every output its records fed is durable and
+//! no flow still open had a packet at or before it, so a restart (or the
+//! member that takes the partition over) replays from there and rebuilds
+//! every open flow whole; outputs the store already holds for that source
+//! are skipped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use pipeline::{Event, Input, Output, Pipeline, PipelineConfig, SourceConfig, Status};
+
+use crate::Failure;
+
+/// Kafka options of `run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KafkaArgs {
+    /// Capture node: publish packet records to Kafka
+    /// (kafka://HOST:PORT[,HOST:PORT…]/TOPIC) instead of analysing them
+    /// here. The topic is created when missing (--partitions).
+    #[arg(long, value_name = "URL", conflicts_with = "from")]
+    pub to: Option<String>,
+    /// Analysis node: read packet records from Kafka
+    /// (kafka://HOST:PORT/TOPIC) as a member of --group.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Consumer group of analysis nodes sharing a topic's partitions.
+    #[arg(long, value_name = "NAME", default_value = "trafficscope")]
+    pub group: String,
+    /// Capture node name carried by every record (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Partitions of the topic when --to creates it.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub partitions: i32,
+    /// Records queued for the broker at most, in bytes (e.g. 64M): beyond
+    /// it a live capture drops batches and counts them.
+    #[arg(long = "to-buffer", value_name = "SIZE", default_value = "64M", value_parser = crate::run_cmd::parse_size)]
+    pub to_buffer: u64,
+    /// When the queue is full: `drop` (count and go on) or `block` (wait).
+    /// Default: block for files replayed with --speed max, drop otherwise.
+    #[arg(long = "to-when-full", value_name = "drop|block")]
+    pub to_when_full: Option<String>,
+    /// Send records without LZ4 compression.
+    #[arg(long = "no-compression")]
+    pub no_compression: bool,
+    /// Analysis node: exit once no message has come for this long (e.g.
+    /// 10s) and everything read is committed; by default it runs until
+    /// Ctrl-C.
+    #[arg(long = "exit-idle", value_name = "DURATION", value_parser = crate::parse_duration)]
+    pub exit_idle: Option<Duration>,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+#[cfg(not(feature = "kafka"))]
+pub fn publish(_: &crate::run_cmd::RunArgs, _: &SourceConfig, _: &str) -> Result<(), Failure> {
+    Err(Failure::Usage(
+        "this trafficscope was built without the `kafka` feature".into(),
+    ))
+}
+
+/// A capture node: every frame of the source becomes a record in Kafka.
+#[cfg(feature = "kafka")]
+pub fn publish(
+    args: &crate::run_cmd::RunArgs,
+    source_cfg: &SourceConfig,
+    describe: &str,
+) -> Result<(), Failure> {
+    use transport::kafka::{KafkaUrl, Publisher, PublisherOptions, WhenFull};
+    let k = &args.kafka;
+    let url: KafkaUrl =
+        k.to.as_deref()
+            .unwrap_or("")
+            .parse()
+            .map_err(Failure::Usage)?;
+    let when_full = match k.to_when_full.as_deref() {
+        Some("drop") => WhenFull::Drop,
+        Some("block") => WhenFull::Block,
+        Some(x) => {
+            return Err(Failure::Usage(format!(
+                "--to-when-full {x:?}: expected drop or block"
+            )))
+        }
+        None if !args.read.is_empty() && args.speed.0.is_none() => WhenFull::Block,
+        None => WhenFull::Drop,
+    };
+    let node = k.node.clone().unwrap_or_else(host_name);
+    let opts = PublisherOptions {
+        node: node.clone(),
+        buffer_bytes: k.to_buffer as usize,
+        compression: !k.no_compression,
+        when_full,
+        create_partitions: k.partitions.max(1),
+        ..PublisherOptions::default()
+    };
+    let mut publisher =
+        Publisher::connect(&url, opts).map_err(|e| Failure::Input(anyhow::anyhow!(e)))?;
+    let stats = publisher.stats();
+    eprintln!(
+        "trafficscope: capture node {node}: {describe} → {url} ({} partitions)",
+        publisher.partitions()
+    );
+    let flow_cfg = args.flow.config();
+    let mut encoder =
+        transport::Encoder::new(&flow_cfg, args.local_net.clone().unwrap_or_default());
+    pipeline::source::stop_on_signals();
+    let mut input = Input::open(source_cfg)?;
+    let started = Instant::now();
+    let line = Ticker::start({
+        let stats = stats.clone();
+        move || {
+            format!(
+                "{} records, {} acknowledged, {} dropped (queue full){}",
+                stats.records.load(Relaxed),
+                stats.records_acked.load(Relaxed),
+                stats.dropped_queue_full.load(Relaxed),
+                if stats.failing.load(Relaxed) {
+                    ", BROKER FAILING (retrying)"
+                } else {
+                    ""
+                }
+            )
+        }
+    });
+    let result = input.for_each(|ev| {
+        match ev {
+            Event::Frame(f, _) => {
+                let r = encoder.encode(f);
+                publisher.publish(&r);
+            }
+            Event::Tick(now) => publisher.tick(now),
+        }
+        Ok(())
+    });
+    input.report_live();
+    let left = publisher.finish(Duration::from_secs(60));
+    line.stop();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let records = stats.records.load(Relaxed);
+    let acked = stats.records_acked.load(Relaxed);
+    let bytes = stats.bytes_acked.load(Relaxed);
+    let dropped = stats.dropped_queue_full.load(Relaxed);
+    eprintln!(
+        "trafficscope: {records} records published to {url} in {secs:.1} s ({:.0}/s): {acked} \
+         acknowledged, {dropped} dropped (queue full), {:.1} bytes/record before compression, \
+         {} retried sends",
+        records as f64 / secs,
+        if acked > 0 {
+            bytes as f64 / acked as f64
+        } else {
+            0.0
+        },
+        stats.retries.load(Relaxed)
+    );
+    result?;
+    if left > 0 {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "{left} records were not acknowledged by {} within 60 s",
+            url.brokers
+        )));
+    }
+    Ok(())
+}
+
+/// What an analysis node shares with `run`'s wiring.
+pub struct AnalysisContext<'a> {
+    pub model: classify::ModelFile,
+    pub labels: Option<classify::Labels>,
+    pub pcfg: PipelineConfig,
+    pub status: Arc<Status>,
+    /// To the store's writer.
+    pub tx: &'a mpsc::SyncSender<Output>,
+    pub live: Option<&'a tokio::sync::broadcast::Sender<Arc<Output>>>,
+    /// Outputs the store made durable so far (in the order sent).
+    pub durable: Arc<AtomicU64>,
+    /// Per source: end of its newest stored bin and window.
+    pub extents: BTreeMap<String, (u64, u64)>,
+    /// Reads the store's flows: a flow replayed from the middle (its
+    /// head was committed before a restart) is recognised as a piece of a
+    /// stored flow and not stored again.
+    pub reader: Option<store::Reader>,
+}
+
+#[cfg(not(feature = "kafka"))]
+pub fn analyse(_: &crate::run_cmd::RunArgs, _: AnalysisContext<'_>) -> Result<(), Failure> {
+    Err(Failure::Usage(
+        "this trafficscope was built without the `kafka` feature".into(),
+    ))
+}
+
+/// One capture node's records in one partition.
+#[cfg(feature = "kafka")]
+struct Substream {
+    pipe: Pipeline,
+    source: String,
+    session: u64,
+    /// Next sequence number expected (duplicates are below it).
+    next_seq: u64,
+    ended: bool,
+    /// Stored already: bins ending and windows ending at or before these.
+    skip_bins_to: u64,
+    skip_windows_to: u64,
+    frames: u64,
+}
+
+/// A message read and not committed yet.
+#[cfg(feature = "kafka")]
+struct Pending {
+    offset: i64,
+    /// The capture node whose substream it fed.
+    node: Option<String>,
+    /// Newest capture time of its records (0: none).
+    max_ts: u64,
+    /// Where a replay must start to rebuild every flow open right after
+    /// this message whole: the message holding the oldest open flow's first
+    /// packet, over every substream of the partition.
+    replay_from: i64,
+    /// Outputs that must be durable before it counts as stored (set once
+    /// its records are all in closed bins and windows).
+    needed: Option<u64>,
+}
+
+/// What an analysis node tracks per partition.
+#[cfg(feature = "kafka")]
+#[derive(Default)]
+struct PartitionLog {
+    /// Messages from the committed offset on, in offset order.
+    log: VecDeque<Pending>,
+    /// Per capture node: its replay point as of its latest message.
+    replay_from: HashMap<String, i64>,
+    committed: i64,
+}
+
+#[cfg(feature = "kafka")]
+impl PartitionLog {
+    /// Appends message `offset` of `node` (None: not a record) and sets
+    /// its replay point from `oldest_open` (the substream's oldest open
+    /// flow start after it).
+    fn push(&mut self, offset: i64, node: Option<&str>, max_ts: u64, oldest_open: Option<u64>) {
+        self.log.push_back(Pending {
+            offset,
+            node: node.map(str::to_string),
+            max_ts,
+            replay_from: offset + 1,
+            needed: None,
+        });
+        if let Some(n) = node {
+            let r = match oldest_open {
+                None => offset + 1,
+                Some(start) => self
+                    .log
+                    .iter()
+                    .find(|e| e.node.as_deref() == Some(n) && e.max_ts >= start)
+                    .or(self.log.front())
+                    .map_or(offset + 1, |e| e.offset),
+            };
+            self.replay_from.insert(n.to_string(), r);
+        }
+        let r = self
+            .replay_from
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(offset + 1)
+            .min(offset + 1);
+        if let Some(e) = self.log.back_mut() {
+            e.replay_from = r;
+        }
+    }
+}
+
+#[cfg(feature = "kafka")]
+pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Result<(), Failure> {
+    use transport::kafka::{Event as KEvent, KafkaUrl, Subscriber};
+    use transport::{Kind, Message};
+    let k = &args.kafka;
+    let url: KafkaUrl = k
+        .from
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(Failure::Usage)?;
+    let sub = Subscriber::connect(&url, &k.group, Duration::from_secs(10))
+        .map_err(|e| Failure::Input(anyhow::anyhow!(e)))?;
+    eprintln!(
+        "trafficscope: analysis node in group {} reading {url}",
+        k.group
+    );
+    // Substreams learn time from the capture node's ticks, exactly.
+    let pcfg = PipelineConfig {
+        tick_grace_ns: 0,
+        ..cx.pcfg.clone()
+    };
+    let mut subs: HashMap<(i32, String), Substream> = HashMap::new();
+    let mut parts: BTreeMap<i32, PartitionLog> = BTreeMap::new();
+    let mut logged_bad: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut sent = 0u64;
+    let mut last_message = Instant::now();
+    let mut seen_any = false;
+    let mut last_commit = Instant::now();
+    let mut out_buf: Vec<Output> = Vec::new();
+    pipeline::source::stop_on_signals();
+
+    let result: Result<(), Failure> = loop {
+        if pipeline::source::stop_requested() {
+            break Ok(());
+        }
+        match sub.next(Duration::from_millis(100)) {
+            Some(KEvent::Failed(e)) => break Err(Failure::Input(anyhow::anyhow!(e))),
+            Some(KEvent::Assigned(assigned)) => {
+                eprintln!("trafficscope: kafka: assigned partitions {assigned:?}");
+                // Partitions taken away: their uncommitted work is replayed
+                // by their new owner.
+                subs.retain(|(p, _), _| assigned.contains(p));
+                parts.retain(|p, _| assigned.contains(p));
+            }
+            Some(KEvent::Messages(batch)) => {
+                last_message = Instant::now();
+                seen_any = true;
+                for d in batch {
+                    let q = parts.entry(d.partition).or_default();
+                    let m = match Message::parse(&d.value) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            cx.status.records_undecodable.fetch_add(1, Relaxed);
+                            let n = logged_bad.entry(d.partition).or_default();
+                            if *n == 0 {
+                                eprintln!(
+                                    "trafficscope: kafka: partition {} offset {}: {e}; skipped \
+                                     (further bad messages in this partition are counted only)",
+                                    d.partition, d.offset
+                                );
+                            }
+                            *n += 1;
+                            q.push(d.offset, None, 0, None);
+                            continue;
+                        }
+                    };
+                    let key = (d.partition, m.node.to_string());
+                    let s = match subs.entry(key.clone()) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let source = format!("{}:{}:{}", url.topic, d.partition, m.node);
+                            let (b, w) = cx.extents.get(&source).copied().unwrap_or((0, 0));
+                            let pipe = Pipeline::new(
+                                cx.model.clone(),
+                                cx.labels.clone(),
+                                pcfg.clone(),
+                                cx.status.clone(),
+                            )
+                            .map_err(Failure::Usage)?;
+                            v.insert(Substream {
+                                pipe,
+                                source,
+                                session: m.session,
+                                next_seq: 0,
+                                ended: false,
+                                skip_bins_to: b,
+                                skip_windows_to: w,
+                                frames: 0,
+                            })
+                        }
+                    };
+                    if m.session != s.session {
+                        if m.session < s.session {
+                            cx.status.records_duplicate.fetch_add(1, Relaxed);
+                            q.push(d.offset, None, 0, None);
+                            continue;
+                        }
+                        // The capture node restarted: a new run of it.
+                        s.pipe = Pipeline::new(
+                            cx.model.clone(),
+                            cx.labels.clone(),
+                            pcfg.clone(),
+                            cx.status.clone(),
+                        )
+                        .map_err(Failure::Usage)?;
+                        s.session = m.session;
+                        s.next_seq = 0;
+                        s.ended = false;
+                    }
+                    let mut max_ts = 0;
+                    match m.kind {
+                        Kind::Packets => {
+                            if m.seq < s.next_seq {
+                                cx.status.records_duplicate.fetch_add(1, Relaxed);
+                            } else {
+                                for r in m.records() {
+                                    s.frames += 1;
+                                    let f = r.as_frame(s.frames);
+                                    max_ts = max_ts.max(r.ts_ns);
+                                    s.pipe.push(&f, pipeline::Origin::default());
+                                }
+                                s.next_seq = m.seq + m.count as u64;
+                            }
+                        }
+                        Kind::Tick => s.pipe.tick(m.ts_ns),
+                        Kind::End => {
+                            if !s.ended {
+                                s.pipe.finish();
+                                s.ended = true;
+                            }
+                        }
+                    }
+                    q.push(
+                        d.offset,
+                        Some(&key.1),
+                        max_ts,
+                        if s.ended {
+                            None
+                        } else {
+                            s.pipe.oldest_open_flow_ns()
+                        },
+                    );
+                    // Outputs leave as they close.
+                    let skip = (s.skip_bins_to, s.skip_windows_to);
+                    for o in s.pipe.drain() {
+                        if let Some(o) = tag(o, &s.source, skip, cx.reader.as_ref()) {
+                            out_buf.push(o);
+                        }
+                    }
+                    for o in out_buf.drain(..) {
+                        if let Some(l) = cx.live.filter(|l| l.receiver_count() > 0) {
+                            let _ = l.send(Arc::new(o.clone()));
+                        }
+                        if cx.tx.send(o).is_err() {
+                            return Err(Failure::Input(anyhow::anyhow!(
+                                "the store writer stopped"
+                            )));
+                        }
+                        sent += 1;
+                    }
+                }
+            }
+            None => {}
+        }
+        let durable = cx.durable.load(Relaxed);
+        cx.status
+            .queue_len
+            .store(sent.saturating_sub(durable), Relaxed);
+        if last_commit.elapsed() >= Duration::from_millis(200) {
+            last_commit = Instant::now();
+            let mut offsets = BTreeMap::new();
+            for (p, q) in parts.iter_mut() {
+                let marks: HashMap<&str, u64> = subs
+                    .iter()
+                    .filter(|((sp, _), _)| sp == p)
+                    .map(|((_, n), s)| {
+                        let m = if s.ended {
+                            u64::MAX
+                        } else {
+                            s.pipe.closed_before_ns()
+                        };
+                        (n.as_str(), m)
+                    })
+                    .collect();
+                for e in q.log.iter_mut().filter(|e| e.needed.is_none()) {
+                    let mark = e
+                        .node
+                        .as_deref()
+                        .and_then(|n| marks.get(n).copied())
+                        .unwrap_or(u64::MAX);
+                    if e.max_ts < mark {
+                        e.needed = Some(sent);
+                    }
+                }
+                let next = q
+                    .log
+                    .iter()
+                    .take_while(|e| e.needed.is_some_and(|n| n <= durable))
+                    .last()
+                    .map(|e| e.replay_from);
+                if let Some(next) = next.filter(|n| *n > q.committed) {
+                    q.committed = next;
+                    offsets.insert(*p, next);
+                    while q.log.front().is_some_and(|e| e.offset < next) {
+                        q.log.pop_front();
+                    }
+                }
+            }
+            sub.commit(offsets);
+            if let Some(idle) = k.exit_idle {
+                let all_done = parts
+                    .values()
+                    .all(|q| q.log.iter().all(|e| e.needed.is_some_and(|n| n <= durable)));
+                if seen_any && all_done && last_message.elapsed() >= idle {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    // Give the last commits a moment to reach the coordinator.
+    std::thread::sleep(Duration::from_millis(300));
+    sub.close();
+    let bad: u64 = logged_bad.values().sum();
+    eprintln!(
+        "trafficscope: analysis node: {} substreams, {} messages undecodable, {} duplicate",
+        subs.len(),
+        bad,
+        cx.status.records_duplicate.load(Relaxed)
+    );
+    result
+}
+
+/// The output as the store takes it from a substream: bins and windows
+/// carry their source; what the store holds already is skipped; Hurst
+/// points describe one substream only and are not kept (the fine series
+/// they come from is summed in the store).
+#[cfg(feature = "kafka")]
+fn tag(
+    o: Output,
+    source: &str,
+    (skip_bins_to, skip_windows_to): (u64, u64),
+    reader: Option<&store::Reader>,
+) -> Option<Output> {
+    match o {
+        Output::Bin(mut b) => {
+            if b.start_ns + b.width_ns <= skip_bins_to {
+                return None;
+            }
+            b.source = source.to_string();
+            Some(Output::Bin(b))
+        }
+        Output::Window(mut w) => {
+            if w.end_ns <= skip_windows_to {
+                return None;
+            }
+            w.source = source.to_string();
+            Some(Output::Window(w))
+        }
+        Output::Hurst(_) => None,
+        Output::Flow(f) => {
+            let r = &f.record;
+            if r.start_ns < skip_bins_to && reader.is_some_and(|h| piece_of_stored_flow(h, r)) {
+                return None;
+            }
+            Some(Output::Flow(f))
+        }
+    }
+}
+
+/// Whether the store holds a flow of the same five-tuple overlapping `r`
+/// in time: `r` is then the tail of that flow, seen again by a replay that
+/// started after its head.
+#[cfg(feature = "kafka")]
+fn piece_of_stored_flow(h: &store::Reader, r: &flow::FlowRecord) -> bool {
+    let q = store::FlowQuery {
+        from_ns: r.start_ns,
+        to_ns: r.end_ns.saturating_add(1),
+        class: None,
+        app: None,
+        addr: Some(r.src),
+        port: Some(r.src_port),
+        sort: store::FlowSort::Start,
+        descending: false,
+        limit: 100,
+        offset: 0,
+    };
+    let Ok(page) = h.flows(&q) else {
+        return false;
+    };
+    page.flows.iter().any(|f| {
+        let s = &f["record"];
+        let same = |a: &str, ip: std::net::IpAddr, pa: &str, port: u16| {
+            s[a].as_str() == Some(ip.to_string().as_str()) && s[pa].as_u64() == Some(port as u64)
+        };
+        s["protocol"].as_u64() == Some(r.protocol as u64)
+            && ((same("src", r.src, "src_port", r.src_port)
+                && same("dst", r.dst, "dst_port", r.dst_port))
+                || (same("src", r.dst, "src_port", r.dst_port)
+                    && same("dst", r.src, "dst_port", r.src_port)))
+            && s["start_ns"].as_u64() != Some(r.start_ns)
+    })
+}
+
+/// A status line refreshed each second on a terminal, every 10 s otherwise.
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    fn start(line: impl Fn() -> String + Send + 'static) -> Ticker {
+        use std::io::IsTerminal;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let tty = std::io::stderr().is_terminal();
+            let every = if tty { 5 } else { 50 };
+            let mut tick = 0u64;
+            while !s2.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                tick += 1;
+                if tick % every != 0 {
+                    continue;
+                }
+                if tty {
+                    eprint!("\r\x1b[2K{}", line());
+                } else {
+                    eprintln!("trafficscope: {}", line());
+                }
+            }
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+        });
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    fn stop(mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
