@@ -609,7 +609,7 @@ impl Ticker {
             while !s2.load(Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 tick += 1;
-                if tick % every != 0 {
+                if !tick.is_multiple_of(every) {
                     continue;
                 }
                 if tty {
