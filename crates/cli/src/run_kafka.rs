@@ -326,6 +326,10 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
             Some(KEvent::Failed(e)) => break Err(Failure::Input(anyhow::anyhow!(e))),
             Some(KEvent::Assigned(assigned)) => {
                 eprintln!("trafficscope: kafka: assigned partitions {assigned:?}");
+                // Idle counts from here: a partition with nothing new to
+                // read is idle too.
+                last_message = Instant::now();
+                seen_any |= !assigned.is_empty();
                 // Partitions taken away: their uncommitted work is replayed
                 // by their new owner.
                 subs.retain(|(p, _), _| assigned.contains(p));
