@@ -500,7 +500,13 @@ mod tests {
         kinds.sort();
         assert_eq!(
             kinds,
-            [Kind::Bins1s, Kind::Dims1s, Kind::Ended1s, Kind::Fine]
+            [
+                Kind::Bins1s,
+                Kind::Dims1s,
+                Kind::Ended1s,
+                Kind::Fine,
+                Kind::SrcBins
+            ]
         );
         assert!(first.iter().all(|(_, d)| *d == 10));
         for d in 10..13 {
