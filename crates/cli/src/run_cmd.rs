@@ -379,7 +379,7 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         if let Some(f) = hooks.capturing.take() {
             f();
         }
-        let status_line = StatusLine::start(status.clone(), store_stats.clone());
+        let status_line = status_line(status.clone(), store_stats.clone());
         let result = crate::run_kafka::analyse(
             &args,
             crate::run_kafka::AnalysisContext {
@@ -426,7 +426,7 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
     if let Some(f) = hooks.capturing.take() {
         f();
     }
-    let status_line = StatusLine::start(status.clone(), store_stats.clone());
+    let status_line = status_line(status.clone(), store_stats.clone());
     // Outputs go to the live stream at once and to the store writer in
     // batches: at each closed bin (once a second of capture time), when
     // 1024 are waiting, and at the end; a batch costs one wake-up, not one
@@ -550,62 +550,68 @@ const FINE_NS: u64 = 100_000_000;
 /// Outputs in flight between the pipeline and the store writer.
 const QUEUE: usize = 65_536;
 
+/// The service's status line: packets and their rate, flows, bins, commits.
+fn status_line(status: Arc<Status>, store: Arc<store::StoreStats>) -> Ticker {
+    let mut last = (Instant::now(), 0u64);
+    Ticker::start(move || {
+        let p = status.packets.load(Relaxed);
+        let rate = (p - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
+        last = (Instant::now(), p);
+        format!(
+            "{} packets ({:.0}/s), {} flows open, {} ended, {} bins; store {} commits{}",
+            p,
+            rate,
+            status.open_flows.load(Relaxed),
+            status.flows_ended.load(Relaxed),
+            status.bins.load(Relaxed),
+            store.commits.load(Relaxed),
+            if store.failing.load(Relaxed) {
+                ", FAILING (ingest kept in memory)"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
 /// One status line on a terminal, refreshed each second; a plain line
 /// every 10 s otherwise.
-struct StatusLine {
+pub(crate) struct Ticker {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl StatusLine {
-    fn start(status: Arc<Status>, store: Arc<store::StoreStats>) -> StatusLine {
+impl Ticker {
+    pub(crate) fn start(mut line: impl FnMut() -> String + Send + 'static) -> Ticker {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s2 = stop.clone();
         let thread = std::thread::spawn(move || {
             let tty = std::io::stderr().is_terminal();
-            let every = if tty { 1 } else { 10 };
-            let mut last = (Instant::now(), 0u64);
+            let every = if tty { 5 } else { 50 };
             let mut tick = 0u64;
             while !s2.load(Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 tick += 1;
-                if !tick.is_multiple_of(5 * every) {
+                if !tick.is_multiple_of(every) {
                     continue;
                 }
-                let p = status.packets.load(Relaxed);
-                let rate = (p - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
-                last = (Instant::now(), p);
-                let line = format!(
-                    "{} packets ({:.0}/s), {} flows open, {} ended, {} bins; store {} commits{}",
-                    p,
-                    rate,
-                    status.open_flows.load(Relaxed),
-                    status.flows_ended.load(Relaxed),
-                    status.bins.load(Relaxed),
-                    store.commits.load(Relaxed),
-                    if store.failing.load(Relaxed) {
-                        ", FAILING (ingest kept in memory)"
-                    } else {
-                        ""
-                    }
-                );
                 if tty {
-                    eprint!("\r\x1b[2K{line}");
+                    eprint!("\r\x1b[2K{}", line());
                 } else {
-                    eprintln!("trafficscope: {line}");
+                    eprintln!("trafficscope: {}", line());
                 }
             }
             if tty {
                 eprint!("\r\x1b[2K");
             }
         });
-        StatusLine {
+        Ticker {
             stop,
             thread: Some(thread),
         }
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

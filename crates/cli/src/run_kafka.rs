@@ -123,7 +123,7 @@ pub fn publish(
     pipeline::source::stop_on_signals();
     let mut input = Input::open(source_cfg)?;
     let started = Instant::now();
-    let line = Ticker::start({
+    let line = crate::run_cmd::Ticker::start({
         let stats = stats.clone();
         move || {
             format!(
@@ -592,51 +592,4 @@ fn piece_of_stored_flow(h: &store::Reader, r: &flow::FlowRecord) -> bool {
                     && same("dst", r.src, "dst_port", r.src_port)))
             && s["start_ns"].as_u64() != Some(r.start_ns)
     })
-}
-
-/// A status line refreshed each second on a terminal, every 10 s otherwise.
-struct Ticker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Ticker {
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-    fn start(line: impl Fn() -> String + Send + 'static) -> Ticker {
-        use std::io::IsTerminal;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let tty = std::io::stderr().is_terminal();
-            let every = if tty { 5 } else { 50 };
-            let mut tick = 0u64;
-            while !s2.load(Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                tick += 1;
-                if !tick.is_multiple_of(every) {
-                    continue;
-                }
-                if tty {
-                    eprint!("\r\x1b[2K{}", line());
-                } else {
-                    eprintln!("trafficscope: {}", line());
-                }
-            }
-            if tty {
-                eprint!("\r\x1b[2K");
-            }
-        });
-        Ticker {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-    fn stop(mut self) {
-        self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

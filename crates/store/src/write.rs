@@ -413,66 +413,56 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(e.into())
 }
 
-/// Keeps `b` as its source's part of the bin (replacing that source's
-/// earlier write: idempotent per source and time) and returns the sum of
-/// every source's part, which becomes the bin.
-fn write_source_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<Bin> {
-    let t = cx.table(Kind::SrcBins, day_of(b.start_ns))?;
-    let start = i(b.start_ns);
+/// Keeps `part` as its source's share of the row at `start_ns` in a
+/// per-source table (replacing that source's earlier write: idempotent per
+/// source and time) and returns every source's share at that time, in
+/// source order, for the caller to sum.
+fn write_part<T>(
+    cx: &mut Ctx<'_>,
+    kind: Kind,
+    start_ns: u64,
+    source: &str,
+    part: &T,
+) -> rusqlite::Result<Vec<T>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let t = cx.table(kind, day_of(start_ns))?;
+    let start = i(start_ns);
     cx.conn
         .prepare_cached(&format!(
             "INSERT OR REPLACE INTO {t} (start_ns, source, row) VALUES (?1, ?2, ?3)"
         ))?
         .execute(params![
             start,
-            b.source,
-            serde_json::to_string(b).map_err(json_err)?
+            source,
+            serde_json::to_string(part).map_err(json_err)?
         ])?;
-    let mut parts = Vec::new();
     let mut st = cx.conn.prepare_cached(&format!(
         "SELECT row FROM {t} WHERE start_ns = ?1 ORDER BY source"
     ))?;
     let mut rows = st.query([start])?;
+    let mut parts = Vec::new();
     while let Some(r) = rows.next()? {
         let text: String = r.get(0)?;
-        let part: Bin = serde_json::from_str(&text).map_err(json_err)?;
-        // A part of another width (a source run with another --bin) is
-        // refused by `Writer::check` before it gets here.
-        if part.width_ns == b.width_ns && part.fine_width_ns == b.fine_width_ns {
-            parts.push(part);
-        }
+        parts.push(serde_json::from_str(&text).map_err(json_err)?);
     }
+    Ok(parts)
+}
+
+/// The bin `b` (one source's part) makes: the sum of every source's part.
+/// (A part of another width never gets here: `Writer::check` refuses it.)
+fn write_source_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<Bin> {
+    let parts = write_part(cx, Kind::SrcBins, b.start_ns, &b.source, b)?;
     Ok(Bin::merge(&parts).unwrap_or_else(|| Bin {
         source: String::new(),
         ..b.clone()
     }))
 }
 
-/// [`write_source_bin`] for evaluation windows.
+/// The evaluation window `w` (one source's part) makes.
 fn write_source_window(cx: &mut Ctx<'_>, w: &EvalWindow) -> rusqlite::Result<EvalWindow> {
-    let t = cx.table(Kind::SrcWindows, day_of(w.start_ns))?;
-    let start = i(w.start_ns);
-    cx.conn
-        .prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {t} (start_ns, source, row) VALUES (?1, ?2, ?3)"
-        ))?
-        .execute(params![
-            start,
-            w.source,
-            serde_json::to_string(w).map_err(json_err)?
-        ])?;
-    let mut parts = Vec::new();
-    let mut st = cx.conn.prepare_cached(&format!(
-        "SELECT row FROM {t} WHERE start_ns = ?1 ORDER BY source"
-    ))?;
-    let mut rows = st.query([start])?;
-    while let Some(r) = rows.next()? {
-        let text: String = r.get(0)?;
-        let part: EvalWindow = serde_json::from_str(&text).map_err(json_err)?;
-        if part.end_ns == w.end_ns {
-            parts.push(part);
-        }
-    }
+    let parts = write_part(cx, Kind::SrcWindows, w.start_ns, &w.source, w)?;
     Ok(EvalWindow::merge(&parts).unwrap_or_else(|| EvalWindow {
         source: String::new(),
         ..w.clone()

@@ -164,40 +164,13 @@ impl Publisher {
     /// broker cannot be reached.
     pub fn connect(url: &KafkaUrl, opts: PublisherOptions) -> Result<Publisher, String> {
         let stats = Arc::new(PublishStats::default());
-        let (ready_tx, ready_rx) =
-            std::sync::mpsc::channel::<Result<Vec<mpsc::Sender<Msg>>, String>>();
         let (u, o, s) = (url.clone(), opts.clone(), stats.clone());
-        let thread = std::thread::Builder::new()
-            .name("kafka-producer".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("cannot start the Kafka client: {e}")));
-                        return;
-                    }
-                };
-                rt.block_on(produce(u, o, s, ready_tx));
-            })
-            .map_err(|e| format!("cannot start the Kafka client thread: {e}"))?;
-        let wait = opts.connect_timeout + Duration::from_secs(5);
-        let queues = match ready_rx.recv_timeout(wait) {
-            Ok(Ok(q)) => q,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                return Err(format!(
-                    "no answer from the Kafka broker {} within {:?}: is it running? \
-                     (scripts/services up starts one for tests)",
-                    url.brokers, wait
-                ))
-            }
-        };
+        let (thread, queues) = start_client(
+            "kafka-producer",
+            url,
+            opts.connect_timeout + Duration::from_secs(5),
+            move |ready| produce(u, o, s, ready),
+        )?;
         let batches = (0..queues.len()).map(|_| BatchWriter::default()).collect();
         Ok(Publisher {
             session: std::time::SystemTime::now()
@@ -312,6 +285,48 @@ impl Publisher {
             }
         }
         left
+    }
+}
+
+/// Runs a client's `task` on a Tokio runtime of its own thread and waits
+/// (at most `wait`) for the task to say it is ready (connected, topic
+/// known) or why it is not.
+fn start_client<T, F>(
+    name: &str,
+    url: &KafkaUrl,
+    wait: Duration,
+    task: impl FnOnce(std::sync::mpsc::Sender<Result<T, String>>) -> F + Send + 'static,
+) -> Result<(JoinHandle<()>, T), String>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<T, String>>();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(task(ready_tx)),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("cannot start the Kafka client: {e}")));
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the Kafka client thread: {e}"))?;
+    match ready_rx.recv_timeout(wait) {
+        Ok(Ok(v)) => Ok((thread, v)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(format!(
+            "no answer from the Kafka broker {} within {wait:?}: is it running? \
+             (scripts/services up starts one for tests)",
+            url.brokers
+        )),
     }
 }
 
@@ -498,38 +513,14 @@ impl Subscriber {
     pub fn connect(url: &KafkaUrl, group: &str, timeout: Duration) -> Result<Subscriber, String> {
         let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(16);
         let (c_tx, c_rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let stop = Arc::new(AtomicBool::new(false));
         let (u, g, s) = (url.clone(), group.to_string(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("kafka-consumer".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("cannot start the Kafka client: {e}")));
-                        return;
-                    }
-                };
-                rt.block_on(consume(u, g, timeout, ev_tx, c_rx, s, ready_tx));
-            })
-            .map_err(|e| format!("cannot start the Kafka client thread: {e}"))?;
-        match ready_rx.recv_timeout(timeout + Duration::from_secs(5)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                return Err(format!(
-                    "no answer from the Kafka broker {} within {timeout:?}: is it running?",
-                    url.brokers
-                ))
-            }
-        }
+        let (thread, ()) = start_client(
+            "kafka-consumer",
+            url,
+            timeout + Duration::from_secs(5),
+            move |ready| consume(u, g, timeout, ev_tx, c_rx, s, ready),
+        )?;
         Ok(Subscriber {
             events: ev_rx,
             commits: c_tx,
