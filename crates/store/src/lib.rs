@@ -1,4 +1,5 @@
-//! Durable history of the pipeline's outputs: an embedded SQLite store.
+//! Durable history of the pipeline's outputs: an embedded SQLite store,
+//! or a ClickHouse server ([`clickhouse`]) answering the same queries.
 //!
 //! [`Store::open`] opens (or creates) `trafficscope.db` in a directory;
 //! [`Store::writer`] gives the one [`Writer`] (run it on its own thread
@@ -15,6 +16,7 @@
 //!
 //! The schema is described in `schema`'s documentation and in `SCHEMA.md`.
 
+pub mod clickhouse;
 pub mod partition;
 pub mod query;
 pub mod read;
@@ -39,7 +41,7 @@ pub use query::{
 pub use read::{Reader, ReaderPool};
 pub use stats::StoreStats;
 pub use write::Writer;
-pub use writer_loop::{spawn_writer, OnWritten, WriterOptions, WriterSummary};
+pub use writer_loop::{spawn_writer, OnWritten, OutputSink, WriterOptions, WriterSummary};
 
 use crate::partition::{Catalog, Kind};
 use crate::time::{human_duration, iso};

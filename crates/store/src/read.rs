@@ -47,8 +47,8 @@ impl Reader {
         })
     }
 
-    fn q(&self) -> Q<'_> {
-        Q {
+    fn q(&self) -> Lite<'_> {
+        Lite {
             c: &self.conn,
             path: &self.path,
             opts: &self.opts,
@@ -113,7 +113,7 @@ impl ReaderPool {
             Some(c) => c,
             None => schema::open_reader(&self.path)?,
         };
-        let q = Q {
+        let q = Lite {
             c: &conn,
             path: &self.path,
             opts: &self.opts,
@@ -172,8 +172,10 @@ impl History for ReaderPool {
 }
 
 /// Why a query failed: the engine, or the request itself.
-enum Fail {
+pub(crate) enum Fail {
     Sql(rusqlite::Error),
+    /// An engine other than SQLite failed (its message names the server).
+    Engine(StoreError),
     Query(String),
 }
 
@@ -183,13 +185,147 @@ impl From<rusqlite::Error> for Fail {
     }
 }
 
-type R<T> = Result<T, Fail>;
+pub(crate) type R<T> = Result<T, Fail>;
 
-/// A query context: one connection, inside one read transaction.
-struct Q<'a> {
+/// A query parameter, bound to `?1`, `?2`, … in the order given.
+#[derive(Debug, Clone)]
+pub(crate) enum P {
+    I(i64),
+    S(String),
+}
+
+/// One result row, read by column position.
+pub(crate) trait Row {
+    fn int(&self, k: usize) -> R<Option<i64>>;
+    fn float(&self, k: usize) -> R<Option<f64>>;
+    fn text(&self, k: usize) -> R<Option<String>>;
+}
+
+/// The SQL an engine speaks where SQLite and ClickHouse differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    ClickHouse,
+}
+
+/// What the queries below need of an engine: rows of a kind over a time
+/// range (`union`), running SQL with parameters (`each`), `meta` values and
+/// the bounds of a kind. The answers are computed here, once, for every
+/// engine, so the embedded store and ClickHouse answer alike.
+pub(crate) trait Engine {
+    fn meta(&self, key: &str) -> R<Option<u64>>;
+    /// Smallest and largest time (`start_ns`) held in `kind`.
+    fn bounds(&self, kind: Kind) -> R<Option<(u64, u64)>>;
+    /// `SELECT cols … WHERE where_` over `kind`'s rows overlapping
+    /// `[lo, hi)`; `None` when nothing can match. The conditions use
+    /// `?1`/`?2` for `lo`/`hi`.
+    fn union(&self, kind: Kind, lo: u64, hi: u64, cols: &str, where_: &str) -> R<Option<String>>;
+    fn each(&self, sql: &str, params: &[P], f: &mut dyn FnMut(&dyn Row) -> R<()>) -> R<()>;
+    fn size_bytes(&self) -> u64;
+    fn dialect(&self) -> Dialect;
+    fn opts(&self) -> &StoreOptions;
+}
+
+/// SQLite, inside one read transaction.
+struct Lite<'a> {
     c: &'a Connection,
     path: &'a Path,
     opts: &'a StoreOptions,
+}
+
+impl Row for rusqlite::Row<'_> {
+    fn int(&self, k: usize) -> R<Option<i64>> {
+        Ok(self.get::<_, Option<i64>>(k)?)
+    }
+    fn float(&self, k: usize) -> R<Option<f64>> {
+        Ok(self.get::<_, Option<f64>>(k)?)
+    }
+    fn text(&self, k: usize) -> R<Option<String>> {
+        Ok(self.get::<_, Option<String>>(k)?)
+    }
+}
+
+impl Engine for Lite<'_> {
+    fn meta(&self, key: &str) -> R<Option<u64>> {
+        Ok(get_meta(self.c, key)?.map(u))
+    }
+
+    fn bounds(&self, kind: Kind) -> R<Option<(u64, u64)>> {
+        let Some((old, new)) = oldest_newest(self.c, kind)? else {
+            return Ok(None);
+        };
+        let one = |sql: String| -> R<Option<i64>> { Ok(self.c.query_row(&sql, [], |r| r.get(0))?) };
+        let first = one(format!("SELECT min(start_ns) FROM {old}"))?;
+        let last = one(format!("SELECT max(start_ns) FROM {new}"))?;
+        Ok(first.zip(last).map(|(a, b)| (u(a), u(b))))
+    }
+
+    fn union(&self, kind: Kind, lo: u64, hi: u64, cols: &str, where_: &str) -> R<Option<String>> {
+        let tables = tables_in(self.c, kind, lo, hi)?;
+        if tables.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(union_all(
+            tables
+                .iter()
+                .map(|t| format!("SELECT {cols} FROM {t} WHERE {where_}"))
+                .collect(),
+        )))
+    }
+
+    fn each(&self, sql: &str, params: &[P], f: &mut dyn FnMut(&dyn Row) -> R<()>) -> R<()> {
+        let mut st = self.c.prepare_cached(sql)?;
+        let bound: Vec<&dyn ToSql> = params
+            .iter()
+            .map(|p| match p {
+                P::I(v) => v as &dyn ToSql,
+                P::S(v) => v as &dyn ToSql,
+            })
+            .collect();
+        let mut rows = st.query(bound.as_slice())?;
+        while let Some(r) = rows.next()? {
+            f(r)?;
+        }
+        Ok(())
+    }
+
+    fn size_bytes(&self) -> u64 {
+        schema::file_size(self.path)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn opts(&self) -> &StoreOptions {
+        self.opts
+    }
+}
+
+impl Lite<'_> {
+    /// Runs `f` in one read transaction (one snapshot).
+    fn run<T>(&self, f: impl FnOnce(&Q<'_>) -> R<T>) -> Result<T, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(self.c, TransactionBehavior::Deferred)
+            .map_err(|e| schema::io(self.path, "cannot read", e))?;
+        let out = f(&Q { e: self });
+        drop(tx);
+        out.map_err(|e| e.into_store(self.path))
+    }
+}
+
+impl Fail {
+    pub(crate) fn into_store(self, path: &Path) -> StoreError {
+        match self {
+            Fail::Sql(e) => schema::io(path, "cannot read", e),
+            Fail::Engine(e) => e,
+            Fail::Query(m) => StoreError::Query(m),
+        }
+    }
+}
+
+/// A query context over one engine.
+pub(crate) struct Q<'a> {
+    pub(crate) e: &'a dyn Engine,
 }
 
 fn i(x: u64) -> i64 {
@@ -241,73 +377,30 @@ impl Tier {
 }
 
 impl Q<'_> {
-    fn run<T>(&self, f: impl FnOnce(&Q<'_>) -> R<T>) -> Result<T, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(self.c, TransactionBehavior::Deferred)
-            .map_err(|e| schema::io(self.path, "cannot read", e))?;
-        let out = f(self);
-        drop(tx);
-        out.map_err(|e| match e {
-            Fail::Sql(e) => schema::io(self.path, "cannot read", e),
-            Fail::Query(m) => StoreError::Query(m),
-        })
-    }
-
     fn meta(&self, key: &str) -> R<Option<u64>> {
-        Ok(get_meta(self.c, key)?.map(u))
+        self.e.meta(key)
     }
 
-    fn base_width(&self) -> R<u64> {
+    pub(crate) fn base_width(&self) -> R<u64> {
         Ok(self.meta("bin_width_ns")?.unwrap_or(SECOND_NS))
     }
 
     /// Start of the first and end of the last bin of a tier.
     fn tier_bounds(&self, tier: Tier) -> R<(Option<u64>, Option<u64>)> {
         let (kind, _, _) = tier.kinds();
-        let Some((old, new)) = oldest_newest(self.c, kind)? else {
-            return Ok((None, None));
-        };
-        let first: Option<i64> =
-            self.c
-                .query_row(&format!("SELECT min(start_ns) FROM {old}"), [], |r| {
-                    r.get(0)
-                })?;
-        let last: Option<i64> =
-            self.c
-                .query_row(&format!("SELECT max(start_ns) FROM {new}"), [], |r| {
-                    r.get(0)
-                })?;
-        Ok((first.map(u), last.map(|l| u(l) + tier.width())))
+        Ok(match self.e.bounds(kind)? {
+            Some((first, last)) => (Some(first), Some(last + tier.width())),
+            None => (None, None),
+        })
     }
 
-    /// `SELECT cols FROM t WHERE where_` over every day table of `kind`
-    /// overlapping `[lo, hi)`, joined with `UNION ALL`; `None` when no table
-    /// overlaps. The conditions use `?1`/`?2` for `lo`/`hi`.
     fn union(&self, kind: Kind, lo: u64, hi: u64, cols: &str, where_: &str) -> R<Option<String>> {
-        let tables = tables_in(self.c, kind, lo, hi)?;
-        if tables.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(union_all(
-            tables
-                .iter()
-                .map(|t| format!("SELECT {cols} FROM {t} WHERE {where_}"))
-                .collect(),
-        )))
+        self.e.union(kind, lo, hi, cols, where_)
     }
 
     /// Runs `sql` with `params`, handing each row to `f`.
-    fn each(
-        &self,
-        sql: &str,
-        params: &[&dyn ToSql],
-        mut f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
-    ) -> R<()> {
-        let mut st = self.c.prepare_cached(sql)?;
-        let mut rows = st.query(params)?;
-        while let Some(r) = rows.next()? {
-            f(r)?;
-        }
-        Ok(())
+    fn each(&self, sql: &str, params: &[P], mut f: impl FnMut(&dyn Row) -> R<()>) -> R<()> {
+        self.e.each(sql, params, &mut f)
     }
 
     /// The tier a series is read from: among the tiers whose width divides
@@ -359,7 +452,7 @@ impl Q<'_> {
         Ok(best.map(|b| b.0).unwrap_or(dividing[dividing.len() - 1]))
     }
 
-    fn series(&self, q: &SeriesQuery) -> R<Series> {
+    pub(crate) fn series(&self, q: &SeriesQuery) -> R<Series> {
         if q.step_ns == 0 {
             return Err(Fail::Query("step must be positive".into()));
         }
@@ -458,9 +551,9 @@ impl Q<'_> {
             "start_ns, bins",
             "start_ns >= ?1 AND start_ns < ?2",
         )? {
-            self.each(&sql, &[&i(start), &i(end)], |r| {
-                if let Some(k) = idx(r.get(0)?) {
-                    covered[k] += u(r.get::<_, Option<i64>>(1)?.unwrap_or(1).max(1));
+            self.each(&sql, &[P::I(i(start)), P::I(i(end))], |r| {
+                if let Some(k) = idx(r.int(0)?.unwrap_or(0)) {
+                    covered[k] += u(r.int(1)?.unwrap_or(1).max(1));
                 }
                 Ok(())
             })?;
@@ -486,24 +579,24 @@ impl Q<'_> {
                     tcp_mean, udp_mean";
         let fine = q.metric == Metric::FineBytes;
         if let Some(sql) = self.union(kb, start, end, cols, "start_ns >= ?1 AND start_ns < ?2")? {
-            self.each(&sql, &[&i(start), &i(end)], |r| {
-                let Some(k) = idx(r.get(0)?) else {
+            self.each(&sql, &[P::I(i(start)), P::I(i(end))], |r| {
+                let Some(k) = idx(r.int(0)?.unwrap_or(0)) else {
                     return Ok(());
                 };
-                let w = r.get::<_, Option<i64>>(1)?.unwrap_or(1).max(1) as f64;
+                let w = r.int(1)?.unwrap_or(1).max(1) as f64;
                 present[k] += 1;
                 weight[k] += w;
                 let h = &mut head[k];
                 if fine {
                     for (s, v) in h.iter_mut().enumerate().take(3) {
-                        *v += w * r.get::<_, Option<f64>>(6 + s)?.unwrap_or(0.0);
+                        *v += w * r.float(6 + s)?.unwrap_or(0.0);
                     }
                 } else {
                     let v = match q.metric {
-                        Metric::Packets => r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64,
-                        Metric::Bytes => r.get::<_, Option<i64>>(3)?.unwrap_or(0) as f64,
-                        Metric::FlowsStarted => r.get::<_, Option<i64>>(4)?.unwrap_or(0) as f64,
-                        Metric::FlowsActive => w * r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                        Metric::Packets => r.int(2)?.unwrap_or(0) as f64,
+                        Metric::Bytes => r.int(3)?.unwrap_or(0) as f64,
+                        Metric::FlowsStarted => r.int(4)?.unwrap_or(0) as f64,
+                        Metric::FlowsActive => w * r.float(5)?.unwrap_or(0.0),
                         _ => 0.0,
                     };
                     h[0] += v;
@@ -543,11 +636,13 @@ impl Q<'_> {
                     "start_ns, reason, flows",
                     "start_ns >= ?1 AND start_ns < ?2",
                 )? {
-                    self.each(&sql, &[&i(start), &i(end)], |r| {
-                        if let Some(k) = idx(r.get(0)?) {
-                            let v = r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64;
+                    self.each(&sql, &[P::I(i(start)), P::I(i(end))], |r| {
+                        if let Some(k) = idx(r.int(0)?.unwrap_or(0)) {
+                            let v = r.int(2)?.unwrap_or(0) as f64;
                             sum[k] += v;
-                            by_reason.entry(r.get(1)?).or_insert_with(|| vec![0.0; n])[k] += v;
+                            by_reason
+                                .entry(r.text(1)?.unwrap_or_default())
+                                .or_insert_with(|| vec![0.0; n])[k] += v;
                         }
                         Ok(())
                     })?;
@@ -581,19 +676,21 @@ impl Q<'_> {
                     "start_ns, key, packets, bytes",
                     "dim = ?3 AND start_ns >= ?1 AND start_ns < ?2",
                 )? {
-                    self.each(&sql, &[&i(start), &i(end), &dim.as_str()], |r| {
-                        let Some(k) = idx(r.get(0)?) else {
-                            return Ok(());
-                        };
-                        let v = r
-                            .get::<_, Option<i64>>(if bytes { 3 } else { 2 })?
-                            .unwrap_or(0) as f64;
-                        let key: String = r.get(1)?;
-                        let e = by_key.entry(key).or_insert_with(|| (0.0, vec![0.0; n]));
-                        e.0 += v;
-                        e.1[k] += v;
-                        Ok(())
-                    })?;
+                    self.each(
+                        &sql,
+                        &[P::I(i(start)), P::I(i(end)), P::S(dim.as_str().into())],
+                        |r| {
+                            let Some(k) = idx(r.int(0)?.unwrap_or(0)) else {
+                                return Ok(());
+                            };
+                            let v = r.int(if bytes { 3 } else { 2 })?.unwrap_or(0) as f64;
+                            let key: String = r.text(1)?.unwrap_or_default();
+                            let e = by_key.entry(key).or_insert_with(|| (0.0, vec![0.0; n]));
+                            e.0 += v;
+                            e.1[k] += v;
+                            Ok(())
+                        },
+                    )?;
                 }
                 Ok(top_lines(by_key, q.top, n, &present))
             }
@@ -638,20 +735,18 @@ impl Q<'_> {
             "start_ns, key, packets, bytes",
             "dim = 'cross' AND start_ns >= ?1 AND start_ns < ?2",
         )? {
-            self.each(&sql, &[&i(start), &i(end)], |r| {
-                let Some(k) = idx(r.get(0)?) else {
+            self.each(&sql, &[P::I(i(start)), P::I(i(end))], |r| {
+                let Some(k) = idx(r.int(0)?.unwrap_or(0)) else {
                     return Ok(());
                 };
-                let key: String = r.get(1)?;
+                let key: String = r.text(1)?.unwrap_or_default();
                 let Some(parts) = cross_parts(&key) else {
                     return Ok(());
                 };
                 if !filter.iter().all(|(p, v)| parts[*p] == v.as_str()) {
                     return Ok(());
                 }
-                let v = r
-                    .get::<_, Option<i64>>(if bytes { 3 } else { 2 })?
-                    .unwrap_or(0) as f64;
+                let v = r.int(if bytes { 3 } else { 2 })?.unwrap_or(0) as f64;
                 let line = part.map_or("total", |p| parts[p]).to_string();
                 let e = by_key.entry(line).or_insert_with(|| (0.0, vec![0.0; n]));
                 e.0 += v;
@@ -693,11 +788,11 @@ impl Q<'_> {
             "start_ns, fine_width_ns, total, tcp, udp",
             "start_ns >= ?1 AND start_ns < ?2",
         )? {
-            self.each(&sql, &[&i(lo), &i(end)], |r| {
-                let t0: i64 = r.get(0)?;
-                let fw = r.get::<_, i64>(1)?.max(1);
+            self.each(&sql, &[P::I(i(lo)), P::I(i(end))], |r| {
+                let t0: i64 = r.int(0)?.unwrap_or(0);
+                let fw = r.int(1)?.unwrap_or(1).max(1);
                 for s in 0..3 {
-                    let text: Option<String> = r.get(2 + s)?;
+                    let text: Option<String> = r.text(2 + s)?;
                     let vals: Vec<u64> = text
                         .and_then(|t| serde_json::from_str(&t).ok())
                         .unwrap_or_default();
@@ -730,7 +825,7 @@ impl Q<'_> {
     /// written in one transaction, so this equals the base tier's sum
     /// wherever the base tier still holds data, and reaches back as far as
     /// the 1 min tier where it no longer does.
-    fn totals(&self, from: u64, to: u64) -> R<Totals> {
+    pub(crate) fn totals(&self, from: u64, to: u64) -> R<Totals> {
         let mut t = Totals {
             from_ns: from,
             to_ns: to,
@@ -754,16 +849,16 @@ impl Q<'_> {
             }
             let (kb, kd, ke) = tier.kinds();
             let w = "start_ns >= ?1 AND start_ns < ?2";
-            let p: [&dyn ToSql; 2] = [&i(lo), &i(hi)];
+            let p = [P::I(i(lo)), P::I(i(hi))];
             if let Some(sql) = self.union(kb, lo, hi, "bins, packets, bytes, flows_started", w)? {
                 self.each(
                     &format!("SELECT sum(bins), sum(packets), sum(bytes), sum(flows_started) FROM ({sql})"),
                     &p,
                     |r| {
-                        t.bins += u(r.get::<_, Option<i64>>(0)?.unwrap_or(0));
-                        t.packets += u(r.get::<_, Option<i64>>(1)?.unwrap_or(0));
-                        t.bytes += u(r.get::<_, Option<i64>>(2)?.unwrap_or(0));
-                        t.flows_started += u(r.get::<_, Option<i64>>(3)?.unwrap_or(0));
+                        t.bins += u(r.int(0)?.unwrap_or(0));
+                        t.packets += u(r.int(1)?.unwrap_or(0));
+                        t.bytes += u(r.int(2)?.unwrap_or(0));
+                        t.flows_started += u(r.int(3)?.unwrap_or(0));
                         Ok(())
                     },
                 )?;
@@ -772,11 +867,11 @@ impl Q<'_> {
                         udp_mean, udp_cv, udp_peak";
             if let Some(sql) = self.union(kb, lo, hi, cols, w)? {
                 self.each(&sql, &p, |r| {
-                    let n = r.get::<_, Option<i64>>(0)?.unwrap_or(1).max(1) as f64 * per_base;
+                    let n = r.int(0)?.unwrap_or(1).max(1) as f64 * per_base;
                     for (s, acc) in fine.iter_mut().enumerate() {
-                        let mean = r.get::<_, Option<f64>>(1 + 3 * s)?.unwrap_or(0.0);
-                        let cv = r.get::<_, Option<f64>>(2 + 3 * s)?.unwrap_or(0.0);
-                        let peak = r.get::<_, Option<f64>>(3 + 3 * s)?.unwrap_or(0.0);
+                        let mean = r.float(1 + 3 * s)?.unwrap_or(0.0);
+                        let cv = r.float(2 + 3 * s)?.unwrap_or(0.0);
+                        let peak = r.float(3 + 3 * s)?.unwrap_or(0.0);
                         let sd = cv * mean;
                         acc.0 += n;
                         acc.1 += n * mean;
@@ -804,11 +899,11 @@ impl Q<'_> {
                     ),
                     &p,
                     |r| {
-                        let dim: String = r.get(0)?;
+                        let dim: String = r.text(0)?.unwrap_or_default();
                         if let Some(d) = Dim::parse(&dim) {
-                            let e = dims.entry((d, r.get(1)?)).or_default();
-                            e.0 += u(r.get::<_, Option<i64>>(2)?.unwrap_or(0));
-                            e.1 += u(r.get::<_, Option<i64>>(3)?.unwrap_or(0));
+                            let e = dims.entry((d, r.text(1)?.unwrap_or_default())).or_default();
+                            e.0 += u(r.int(2)?.unwrap_or(0));
+                            e.1 += u(r.int(3)?.unwrap_or(0));
                         }
                         Ok(())
                     },
@@ -819,8 +914,8 @@ impl Q<'_> {
                     &format!("SELECT reason, sum(flows) FROM ({sql}) GROUP BY reason"),
                     &p,
                     |r| {
-                        *ended.entry(r.get(0)?).or_default() +=
-                            u(r.get::<_, Option<i64>>(1)?.unwrap_or(0));
+                        *ended.entry(r.text(0)?.unwrap_or_default()).or_default() +=
+                            u(r.int(1)?.unwrap_or(0));
                         Ok(())
                     },
                 )?;
@@ -868,7 +963,7 @@ impl Q<'_> {
 
     /// Totals of the packets matching `filter`, from the cross dimension
     /// (both tiers, as `totals`).
-    fn totals_where(&self, from: u64, to: u64, filter: &[(Dim, String)]) -> R<Totals> {
+    pub(crate) fn totals_where(&self, from: u64, to: u64, filter: &[(Dim, String)]) -> R<Totals> {
         let want = cross_filter(filter)?;
         let mut t = Totals {
             from_ns: from,
@@ -886,10 +981,10 @@ impl Q<'_> {
             }
             let (kb, kd, _) = tier.kinds();
             let w = "start_ns >= ?1 AND start_ns < ?2";
-            let p: [&dyn ToSql; 2] = [&i(lo), &i(hi)];
+            let p = [P::I(i(lo)), P::I(i(hi))];
             if let Some(sql) = self.union(kb, lo, hi, "bins", w)? {
                 self.each(&format!("SELECT sum(bins) FROM ({sql})"), &p, |r| {
-                    t.bins += u(r.get::<_, Option<i64>>(0)?.unwrap_or(0));
+                    t.bins += u(r.int(0)?.unwrap_or(0));
                     Ok(())
                 })?;
             }
@@ -904,17 +999,14 @@ impl Q<'_> {
                     &format!("SELECT key, sum(packets), sum(bytes) FROM ({sql}) GROUP BY key"),
                     &p,
                     |r| {
-                        let key: String = r.get(0)?;
+                        let key: String = r.text(0)?.unwrap_or_default();
                         let Some(parts) = cross_parts(&key) else {
                             return Ok(());
                         };
                         if !want.iter().all(|(p, v)| parts[*p] == v.as_str()) {
                             return Ok(());
                         }
-                        let (pk, by) = (
-                            u(r.get::<_, Option<i64>>(1)?.unwrap_or(0)),
-                            u(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
-                        );
+                        let (pk, by) = (u(r.int(1)?.unwrap_or(0)), u(r.int(2)?.unwrap_or(0)));
                         t.packets += pk;
                         t.bytes += by;
                         for (d, part) in CROSS_PARTS.iter().zip(parts) {
@@ -938,7 +1030,7 @@ impl Q<'_> {
     }
 
     /// Windows whose start lies in `[from, to)`, oldest first.
-    fn windows(&self, from: u64, to: u64) -> R<Vec<EvalWindow>> {
+    pub(crate) fn windows(&self, from: u64, to: u64) -> R<Vec<EvalWindow>> {
         let mut out = Vec::new();
         let cols = "start_ns, end_ns, hits, misses, unknown, pending, unlabelled, by_class";
         if let Some(sql) = self.union(
@@ -948,9 +1040,9 @@ impl Q<'_> {
             cols,
             "start_ns >= ?1 AND start_ns < ?2",
         )? {
-            self.each(&sql, &[&i(from), &i(to)], |r| {
-                let g = |k| r.get::<_, Option<i64>>(k).map(|v| u(v.unwrap_or(0)));
-                let by_class: Option<String> = r.get(7)?;
+            self.each(&sql, &[P::I(i(from)), P::I(i(to))], |r| {
+                let g = |k| r.int(k).map(|v| u(v.unwrap_or(0)));
+                let by_class: Option<String> = r.text(7)?;
                 out.push(EvalWindow {
                     start_ns: g(0)?,
                     end_ns: g(1)?,
@@ -972,7 +1064,7 @@ impl Q<'_> {
     }
 
     /// Points of `series` whose window ends in `[from, to)`, oldest first.
-    fn hurst(&self, series: SeriesName, from: u64, to: u64) -> R<Vec<HurstPoint>> {
+    pub(crate) fn hurst(&self, series: SeriesName, from: u64, to: u64) -> R<Vec<HurstPoint>> {
         let mut out = Vec::new();
         let cols = "end_ns, window_bins, bin_ns, local_whittle, local_whittle_lo, \
                     local_whittle_hi, wavelet, wavelet_lo, wavelet_hi, burstiness, peak_to_mean, \
@@ -984,27 +1076,31 @@ impl Q<'_> {
             cols,
             "series = ?3 AND end_ns >= ?1 AND end_ns < ?2",
         )? {
-            self.each(&sql, &[&i(from), &i(to), &series.as_str()], |r| {
-                let f = |k| r.get::<_, Option<f64>>(k);
-                let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
-                let errors: Option<String> = r.get(11)?;
-                out.push(HurstPoint {
-                    series,
-                    end_ns: u(r.get(0)?),
-                    window_bins: u(r.get::<_, Option<i64>>(1)?.unwrap_or(0)),
-                    bin_ns: u(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
-                    local_whittle: f(3)?,
-                    local_whittle_ci: pair(f(4)?, f(5)?),
-                    wavelet: f(6)?,
-                    wavelet_ci: pair(f(7)?, f(8)?),
-                    burstiness: f(9)?,
-                    peak_to_mean: f(10)?,
-                    errors: errors
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or_default(),
-                });
-                Ok(())
-            })?;
+            self.each(
+                &sql,
+                &[P::I(i(from)), P::I(i(to)), P::S(series.as_str().into())],
+                |r| {
+                    let f = |k| r.float(k);
+                    let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
+                    let errors: Option<String> = r.text(11)?;
+                    out.push(HurstPoint {
+                        series,
+                        end_ns: u(r.int(0)?.unwrap_or(0)),
+                        window_bins: u(r.int(1)?.unwrap_or(0)),
+                        bin_ns: u(r.int(2)?.unwrap_or(0)),
+                        local_whittle: f(3)?,
+                        local_whittle_ci: pair(f(4)?, f(5)?),
+                        wavelet: f(6)?,
+                        wavelet_ci: pair(f(7)?, f(8)?),
+                        burstiness: f(9)?,
+                        peak_to_mean: f(10)?,
+                        errors: errors
+                            .and_then(|s| serde_json::from_str(&s).ok())
+                            .unwrap_or_default(),
+                    });
+                    Ok(())
+                },
+            )?;
         }
         out.sort_by_key(|p| p.end_ns);
         Ok(out)
@@ -1013,7 +1109,7 @@ impl Q<'_> {
     /// Flows overlapping `[from, to)` (started before `to`, last packet at
     /// or after `from`) that match every filter. Flows are partitioned by
     /// start day, so the tables from `from − longest flow` are read.
-    fn flows(&self, q: &FlowQuery) -> R<FlowPage> {
+    pub(crate) fn flows(&self, q: &FlowQuery) -> R<FlowPage> {
         let (from, to) = (q.from_ns, q.to_ns);
         if to <= from {
             return Ok(FlowPage {
@@ -1022,20 +1118,50 @@ impl Q<'_> {
             });
         }
         let lo = from.saturating_sub(self.meta("max_flow_duration_ns")?.unwrap_or(0));
-        let filters = "start_ns >= ?1 AND start_ns < ?2 AND end_ns >= ?3
-            AND (?4 IS NULL OR class = ?4)
-            AND (?5 IS NULL OR app = ?5 OR service = ?5
-                 OR instr('+' || coalesce(protocols, '') || '+', '+' || ?5 || '+') > 0
-                 OR instr(lower(coalesce(server_name, '')), lower(?5)) > 0)
-            AND (?6 IS NULL OR src = ?6 OR dst = ?6)
-            AND (?7 IS NULL OR src_port = ?7 OR dst_port = ?7)";
+        // Only the filters asked for, as parameters ?4…: the same text for
+        // every engine but for the two functions they name differently.
+        let mut params = vec![P::I(i(lo)), P::I(i(to)), P::I(i(from))];
+        let mut filters = "start_ns >= ?1 AND start_ns < ?2 AND end_ns >= ?3".to_string();
+        let (instr, cat) = match self.e.dialect() {
+            Dialect::Sqlite => ("instr", "'+' || coalesce(protocols, '') || '+'"),
+            Dialect::ClickHouse => ("position", "concat('+', coalesce(protocols, ''), '+')"),
+        };
+        let mut add = |cond: String, p: P| {
+            params.push(p);
+            let k = params.len();
+            filters.push_str(" AND ");
+            filters.push_str(&cond.replace("?k", &format!("?{k}")));
+        };
+        if let Some(c) = &q.class {
+            add("class = ?k".into(), P::S(c.clone()));
+        }
+        if let Some(a) = &q.app {
+            // `+proto+` inside `+stun+dtls+rtp+`: one protocol, not a substring of one.
+            add(
+                format!(
+                    "(app = ?k OR service = ?k OR {instr}({cat}, ?k) > 0 \
+                     OR {instr}(lower(coalesce(server_name, '')), lower(?k)) > 0)"
+                ),
+                P::S(a.clone()),
+            );
+        }
+        if let Some(a) = q.addr {
+            add("(src = ?k OR dst = ?k)".into(), P::S(a.to_string()));
+        }
+        if let Some(port) = q.port {
+            add(
+                "(src_port = ?k OR dst_port = ?k)".into(),
+                P::I(i64::from(port)),
+            );
+        }
+        let filters = filters;
         let Some(sql) = self.union(
             Kind::Flows,
             lo,
             to,
             "start_ns, end_ns, packets, bytes, duration_ns, protocol, src, src_port, dst, \
              dst_port, row",
-            filters,
+            &filters,
         )?
         else {
             return Ok(FlowPage {
@@ -1043,28 +1169,11 @@ impl Q<'_> {
                 flows: Vec::new(),
             });
         };
-        let addr = q.addr.map(|a| a.to_string());
-        let port = q.port.map(i64::from);
-        let params: [&dyn ToSql; 9] = [
-            &i(lo),
-            &i(to),
-            &i(from),
-            &q.class,
-            &q.app,
-            &addr,
-            &port,
-            &(q.limit.min(i64::MAX as usize) as i64),
-            &(q.offset.min(i64::MAX as usize) as i64),
-        ];
         let mut total = 0u64;
-        self.each(
-            &format!("SELECT count(*) FROM ({sql})"),
-            &params[..7],
-            |r| {
-                total = u(r.get(0)?);
-                Ok(())
-            },
-        )?;
+        self.each(&format!("SELECT count(*) FROM ({sql})"), &params, |r| {
+            total = u(r.int(0)?.unwrap_or(0));
+            Ok(())
+        })?;
         let col = match q.sort {
             FlowSort::Start => "start_ns",
             FlowSort::End => "end_ns",
@@ -1079,11 +1188,13 @@ impl Q<'_> {
             self.each(
                 &format!(
                     "SELECT row FROM ({sql}) ORDER BY {col} {dir}, start_ns {dir}, protocol, src, \
-                     src_port, dst, dst_port LIMIT ?8 OFFSET ?9"
+                     src_port, dst, dst_port LIMIT {}, {}",
+                    q.offset.min(i64::MAX as usize),
+                    q.limit.min(i64::MAX as usize)
                 ),
                 &params,
                 |r| {
-                    let text: String = r.get(0)?;
+                    let text: String = r.text(0)?.unwrap_or_default();
                     flows.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
                     Ok(())
                 },
@@ -1095,15 +1206,16 @@ impl Q<'_> {
     /// The tiers of bins, finest first, with the data they hold. The fine
     /// tier is not listed: it serves only `FineBytes` (below 1 s), and is
     /// kept as long as the base tier by default.
-    fn extent(&self) -> R<Extent> {
+    pub(crate) fn extent(&self) -> R<Extent> {
         let base = Tier::Base(self.base_width()?);
         let mut e = Extent {
-            size_bytes: schema::file_size(self.path),
+            size_bytes: self.e.size_bytes(),
             ..Extent::default()
         };
-        let mut tiers = vec![(base, self.opts.bin_1s_retention_ns)];
+        let opts = self.e.opts();
+        let mut tiers = vec![(base, opts.bin_1s_retention_ns)];
         if base.width() < MINUTE_NS {
-            tiers.push((Tier::Minute, self.opts.bin_1m_retention_ns));
+            tiers.push((Tier::Minute, opts.bin_1m_retention_ns));
         }
         for (tier, retention) in tiers {
             let (first, last) = self.tier_bounds(tier)?;

@@ -26,6 +26,10 @@ pub struct StoreStats {
     pub size_bytes: AtomicU64,
     /// Whole partitions dropped by retention or the size cap.
     pub partitions_dropped: AtomicU64,
+    /// Batches (and their bytes) waiting in the ClickHouse store's local
+    /// spool for the server to come back.
+    pub spooled_batches: AtomicU64,
+    pub spooled_bytes: AtomicU64,
     /// Writing fails now (disk full, I/O error); ingest goes on in memory.
     pub failing: AtomicBool,
     /// The last write error, for people.

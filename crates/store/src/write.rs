@@ -85,30 +85,7 @@ impl Writer {
     /// which no retry could fix. The writer loop drops such outputs and
     /// counts them rather than retrying for ever.
     pub fn check(&mut self, out: &Output) -> Result<(), String> {
-        let Output::Bin(b) = out else {
-            return Ok(());
-        };
-        if b.width_ns == 0 || !MINUTE_NS.is_multiple_of(b.width_ns) {
-            return Err(format!(
-                "bins of {} ns cannot be stored: the bin width must divide a minute (1 s, 2 s, \
-                 5 s, …)",
-                b.width_ns
-            ));
-        }
-        match self.bin_width_ns {
-            Some(w) if w != b.width_ns => Err(format!(
-                "bins of {} cannot join {}, which holds bins of {}: run with the store's bin \
-                 width, or pass another store directory",
-                crate::time::human_duration(b.width_ns),
-                self.path.display(),
-                crate::time::human_duration(w)
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.bin_width_ns = Some(b.width_ns);
-                Ok(())
-            }
-        }
+        check_bin_width(&mut self.bin_width_ns, out, &self.path.display())
     }
 
     /// Writes `outs` in one transaction (all or nothing), rolls up the
@@ -628,14 +605,8 @@ fn write_flow(cx: &mut Ctx<'_>, f: &FlowRow) -> rusqlite::Result<()> {
     let t = cx.table(Kind::Flows, day_of(r.start_ns))?;
     let row =
         serde_json::to_string(f).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let protocols =
-        (r.app.protocols != 0).then(|| flow::AppInfo::protocols_joined(r.app.protocols));
-    let server = r
-        .app
-        .tls_sni
-        .as_deref()
-        .or(r.app.http_host.as_deref())
-        .or(r.app.dns_query.as_deref());
+    let protocols = flow_protocols(r);
+    let server = flow_server_name(r);
     cx.conn
         .prepare_cached(&format!(
             "INSERT OR REPLACE INTO {t} (start_ns, end_ns, protocol, src, src_port, dst, dst_port,
@@ -667,6 +638,52 @@ fn write_flow(cx: &mut Ctx<'_>, f: &FlowRow) -> rusqlite::Result<()> {
             row
         ])?;
     Ok(())
+}
+
+/// All protocols detected in a flow, `stun+dtls+rtp` (the `protocols` column).
+pub(crate) fn flow_protocols(r: &flow::FlowRecord) -> Option<String> {
+    (r.app.protocols != 0).then(|| flow::AppInfo::protocols_joined(r.app.protocols))
+}
+
+/// TLS SNI, else HTTP host, else DNS query (the `server_name` column).
+pub(crate) fn flow_server_name(r: &flow::FlowRecord) -> Option<&str> {
+    r.app
+        .tls_sni
+        .as_deref()
+        .or(r.app.http_host.as_deref())
+        .or(r.app.dns_query.as_deref())
+}
+
+/// Refuses a bin whose width does not divide a minute, or differs from
+/// `width` (the store's, set by the first bin): no retry could store it.
+pub(crate) fn check_bin_width(
+    width: &mut Option<u64>,
+    out: &Output,
+    store: &dyn std::fmt::Display,
+) -> Result<(), String> {
+    let Output::Bin(b) = out else {
+        return Ok(());
+    };
+    if b.width_ns == 0 || !MINUTE_NS.is_multiple_of(b.width_ns) {
+        return Err(format!(
+            "bins of {} ns cannot be stored: the bin width must divide a minute (1 s, 2 s, \
+             5 s, …)",
+            b.width_ns
+        ));
+    }
+    match *width {
+        Some(w) if w != b.width_ns => Err(format!(
+            "bins of {} cannot join {store}, which holds bins of {}: run with the store's bin \
+             width, or pass another store",
+            crate::time::human_duration(b.width_ns),
+            crate::time::human_duration(w)
+        )),
+        Some(_) => Ok(()),
+        None => {
+            *width = Some(b.width_ns);
+            Ok(())
+        }
+    }
 }
 
 impl StoreOptions {

@@ -14,6 +14,37 @@ use pipeline::Output;
 
 use crate::{StoreError, StoreStats, Writer};
 
+/// Where the writer thread commits outputs: the embedded store's
+/// [`Writer`] or the ClickHouse store's writer.
+pub trait OutputSink: Send + 'static {
+    /// Whether `out` can ever be written (a refusal is dropped and counted,
+    /// never retried).
+    fn check(&mut self, out: &Output) -> Result<(), String>;
+    /// Commits `outs`, all or nothing (a failure is retried with the same
+    /// outputs and more).
+    fn write(&mut self, outs: &[Output]) -> Result<(), StoreError>;
+    /// The counters it updates.
+    fn set_stats(&mut self, stats: Arc<StoreStats>);
+    /// Called when the input ended and everything received was written: a
+    /// last chance to flush what the sink holds (a spool); says what is
+    /// left behind, if anything.
+    fn finish(&mut self) -> Option<String> {
+        None
+    }
+}
+
+impl OutputSink for Writer {
+    fn check(&mut self, out: &Output) -> Result<(), String> {
+        Writer::check(self, out)
+    }
+    fn write(&mut self, outs: &[Output]) -> Result<(), StoreError> {
+        Writer::write(self, outs)
+    }
+    fn set_stats(&mut self, stats: Arc<StoreStats>) {
+        self.stats = stats;
+    }
+}
+
 /// Called after each commit with the outputs it made durable, in order.
 pub type OnWritten = Box<dyn FnMut(&[Output]) + Send>;
 
@@ -63,22 +94,22 @@ pub struct WriterSummary {
 /// to commit the rest failed (`Err`, the rest counted in `stats.drops`).
 /// `on_written` runs after each successful commit with the outputs it
 /// made durable, in order (the service acknowledges work with it).
-pub fn spawn_writer(
-    mut writer: Writer,
+pub fn spawn_writer<W: OutputSink>(
+    mut writer: W,
     rx: Receiver<Output>,
     stats: Arc<StoreStats>,
     opts: WriterOptions,
     on_written: OnWritten,
 ) -> JoinHandle<Result<WriterSummary, StoreError>> {
-    writer.stats = stats.clone();
+    writer.set_stats(stats.clone());
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || Loop::new(writer, stats, opts, on_written).run(rx))
         .expect("spawning the store writer thread")
 }
 
-struct Loop {
-    writer: Writer,
+struct Loop<W> {
+    writer: W,
     stats: Arc<StoreStats>,
     opts: WriterOptions,
     on_written: OnWritten,
@@ -92,13 +123,13 @@ struct Loop {
     summary: WriterSummary,
 }
 
-impl Loop {
+impl<W: OutputSink> Loop<W> {
     fn new(
-        writer: Writer,
+        writer: W,
         stats: Arc<StoreStats>,
         opts: WriterOptions,
         on_written: OnWritten,
-    ) -> Loop {
+    ) -> Loop<W> {
         stats
             .pending_capacity
             .store(opts.pending_capacity as u64, Relaxed);
@@ -298,6 +329,9 @@ impl Loop {
                 )));
             }
             std::thread::sleep(self.opts.retry_interval);
+        }
+        if let Some(left) = self.writer.finish() {
+            eprintln!("trafficscope: store: {left}");
         }
         self.summary.cpu_s = thread_cpu_s();
         Ok(self.summary)
