@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -97,6 +97,16 @@ pub struct RunArgs {
     /// Size cap of the store, e.g. 500M, 2G: the oldest partitions go first.
     #[arg(long = "store-cap", value_name = "SIZE", value_parser = parse_size)]
     pub store_cap: Option<u64>,
+    /// Keep the history in ClickHouse instead of the embedded store:
+    /// clickhouse://[USER@]HOST[:PORT]/DATABASE (the HTTP port, 8123 by
+    /// default; password from TRAFFICSCOPE_CLICKHOUSE_PASSWORD or the file
+    /// named by TRAFFICSCOPE_CLICKHOUSE_PASSWORD_FILE). While the server is
+    /// away, batches wait in DIR/clickhouse-spool (--data) up to --spool-cap.
+    #[arg(long = "store", value_name = "URL", value_parser = parse_store_url)]
+    pub store: Option<store::clickhouse::ClickHouseUrl>,
+    /// Bound of the ClickHouse spool, e.g. 1G.
+    #[arg(long = "spool-cap", value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
+    pub spool_cap: u64,
     /// Address of the API, live stream and metrics. Beyond loopback a
     /// token is required.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
@@ -296,28 +306,27 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         size_cap_bytes: args.store_cap,
         ..defaults
     };
-    let (store, report) = store::Store::open(&data, opts).map_err(|e| Failure::Input(e.into()))?;
-    eprintln!("trafficscope: {}", report.summary());
+    let store = OpenStore::open(&args, &data, opts)?;
+    let store_name = store.name(&data);
     let store_stats = Arc::new(store::StoreStats::default());
-    let writer = store.writer().map_err(|e| Failure::Input(e.into()))?;
     // Outputs committed so far, in the order sent (an analysis node commits
     // Kafka offsets by it).
     let durable = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let extents = if from_kafka {
+    if from_kafka {
+        // Read once now, so that a store that cannot say fails at the start.
         store
             .source_extents()
-            .map_err(|e| Failure::Input(e.into()))?
-    } else {
-        Default::default()
-    };
+            .map_err(|e| Failure::Input(e.into()))?;
+    }
     let (tx, rx) = mpsc::sync_channel::<Output>(QUEUE);
     // The channel and the writer's in-memory backlog.
     status.queue_capacity.store(
         (QUEUE + store::WriterOptions::default().pending_capacity) as u64,
         Relaxed,
     );
-    let writer_thread = store::spawn_writer(
-        writer,
+    let writer_thread = store.spawn_writer(
+        &data,
+        args.spool_cap,
         rx,
         store_stats.clone(),
         store::WriterOptions {
@@ -332,7 +341,7 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
                 durable.fetch_add(outs.len() as u64, Relaxed);
             })
         },
-    );
+    )?;
 
     // The packet ring (-w DIR), before the server that reads it.
     let (ring, mut ring_writer) = args.ring.open()?.unzip();
@@ -342,9 +351,8 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         (None, None)
     } else {
         let (live_tx, _) = tokio::sync::broadcast::channel::<Arc<Output>>(4096);
-        let history = store.history().map_err(|e| Failure::Input(e.into()))?;
         let state = server::AppState {
-            history: Arc::new(history),
+            history: store.history()?,
             status: status.clone(),
             store_stats: store_stats.clone(),
             live: live_tx.clone(),
@@ -358,7 +366,7 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
                     window_bins: args.hurst_window as u64,
                     step_ns: args.hurst_every as u64 * FINE_NS,
                 },
-                data_dir: Some(data.clone()),
+                data_dir: store.data_dir(&data),
             },
             pcap: ring.clone(),
         };
@@ -390,8 +398,8 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
                 tx: &tx,
                 live: live_tx.as_ref(),
                 durable: durable.clone(),
-                extents,
-                reader: Some(store.reader().map_err(|e| Failure::Input(e.into()))?),
+                extents: &|| store.source_extents(),
+                reader: Some(store.history()?),
             },
         );
         status.source_done.store(true, Relaxed);
@@ -410,7 +418,7 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
                 Ok(w) => format!("{} outputs committed", w.committed),
                 Err(e) => format!("the store failed: {e}"),
             },
-            data.display()
+            store_name
         );
         if let Some(server) = server {
             if let Err(e) = server.stop() {
@@ -522,7 +530,7 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         status.windows.load(Relaxed),
         status.hurst_points.load(Relaxed),
         status.flows_ended.load(Relaxed),
-        data.display()
+        store_name
     );
     if let Some(server) = server {
         if !pipeline::source::stop_requested() {
@@ -615,6 +623,91 @@ impl Ticker {
         self.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+fn parse_store_url(s: &str) -> Result<store::clickhouse::ClickHouseUrl, String> {
+    store::clickhouse::ClickHouseUrl::parse(s)?.with_password_from_env()
+}
+
+/// The store `run` writes: the embedded one in `--data`, or ClickHouse
+/// (`--store`), behind one face for the rest of `run`.
+enum OpenStore {
+    Embedded(store::Store),
+    ClickHouse(store::clickhouse::ClickHouse),
+}
+
+impl OpenStore {
+    fn open(args: &RunArgs, data: &Path, opts: store::StoreOptions) -> Result<OpenStore, Failure> {
+        let fail = |e: store::StoreError| Failure::Input(e.into());
+        Ok(match &args.store {
+            None => {
+                let (s, report) = store::Store::open(data, opts).map_err(fail)?;
+                eprintln!("trafficscope: {}", report.summary());
+                OpenStore::Embedded(s)
+            }
+            Some(url) => {
+                let (s, summary) =
+                    store::clickhouse::ClickHouse::open(url.clone(), opts).map_err(fail)?;
+                eprintln!("trafficscope: {summary}");
+                OpenStore::ClickHouse(s)
+            }
+        })
+    }
+
+    /// How the end-of-run summary names it.
+    fn name(&self, data: &Path) -> String {
+        match self {
+            OpenStore::Embedded(_) => data.display().to_string(),
+            OpenStore::ClickHouse(c) => c.url().to_string(),
+        }
+    }
+
+    fn data_dir(&self, data: &Path) -> Option<PathBuf> {
+        match self {
+            OpenStore::Embedded(_) => Some(data.to_path_buf()),
+            OpenStore::ClickHouse(_) => None,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn spawn_writer(
+        &self,
+        data: &Path,
+        spool_cap: u64,
+        rx: mpsc::Receiver<Output>,
+        stats: Arc<store::StoreStats>,
+        opts: store::WriterOptions,
+        on_written: store::OnWritten,
+    ) -> Result<std::thread::JoinHandle<Result<store::WriterSummary, store::StoreError>>, Failure>
+    {
+        let fail = |e: store::StoreError| Failure::Input(e.into());
+        Ok(match self {
+            OpenStore::Embedded(s) => {
+                store::spawn_writer(s.writer().map_err(fail)?, rx, stats, opts, on_written)
+            }
+            OpenStore::ClickHouse(c) => {
+                let spool = data.join(store::clickhouse::SPOOL_DIR);
+                let w = c.writer(&spool, spool_cap).map_err(fail)?;
+                store::spawn_writer(w, rx, stats, opts, on_written)
+            }
+        })
+    }
+
+    fn history(&self) -> Result<Arc<dyn store::History>, Failure> {
+        Ok(match self {
+            OpenStore::Embedded(s) => Arc::new(s.history().map_err(|e| Failure::Input(e.into()))?),
+            OpenStore::ClickHouse(c) => Arc::new(c.history()),
+        })
+    }
+
+    fn source_extents(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, store::StoreError> {
+        match self {
+            OpenStore::Embedded(s) => s.source_extents(),
+            OpenStore::ClickHouse(c) => c.source_extents(),
         }
     }
 }

@@ -191,11 +191,15 @@ pub struct AnalysisContext<'a> {
     /// Outputs the store made durable so far (in the order sent).
     pub durable: Arc<AtomicU64>,
     /// Per source: end of its newest stored bin and window.
-    pub extents: BTreeMap<String, (u64, u64)>,
+    /// Read again at every assignment: a partition that moves here was
+    /// stored by its previous owner up to a point this node must not
+    /// overwrite with the partial bins of its replay.
+    #[allow(clippy::type_complexity)]
+    pub extents: &'a dyn Fn() -> Result<BTreeMap<String, (u64, u64)>, store::StoreError>,
     /// Reads the store's flows: a flow replayed from the middle (its
     /// head was committed before a restart) is recognised as a piece of a
     /// stored flow and not stored again.
-    pub reader: Option<store::Reader>,
+    pub reader: Option<Arc<dyn store::History>>,
 }
 
 #[cfg(not(feature = "kafka"))]
@@ -316,6 +320,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
     let mut seen_any = false;
     let mut last_commit = Instant::now();
     let mut out_buf: Vec<Output> = Vec::new();
+    let mut extents = BTreeMap::new();
     pipeline::source::stop_on_signals();
 
     let result: Result<(), Failure> = loop {
@@ -334,6 +339,10 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                 // by their new owner.
                 subs.retain(|(p, _), _| assigned.contains(p));
                 parts.retain(|p, _| assigned.contains(p));
+                match (cx.extents)() {
+                    Ok(e) => extents = e,
+                    Err(e) => break Err(Failure::Input(e.into())),
+                }
             }
             Some(KEvent::Messages(batch)) => {
                 last_message = Instant::now();
@@ -362,7 +371,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
                             let source = format!("{}:{}:{}", url.topic, d.partition, m.node);
-                            let (b, w) = cx.extents.get(&source).copied().unwrap_or((0, 0));
+                            let (b, w) = extents.get(&source).copied().unwrap_or((0, 0));
                             let pipe = Pipeline::new(
                                 cx.model.clone(),
                                 cx.labels.clone(),
@@ -532,7 +541,7 @@ fn tag(
     o: Output,
     source: &str,
     (skip_bins_to, skip_windows_to): (u64, u64),
-    reader: Option<&store::Reader>,
+    reader: Option<&Arc<dyn store::History>>,
 ) -> Option<Output> {
     match o {
         Output::Bin(mut b) => {
@@ -564,7 +573,7 @@ fn tag(
 /// in time: `r` is then the tail of that flow, seen again by a replay that
 /// started after its head.
 #[cfg(feature = "kafka")]
-fn piece_of_stored_flow(h: &store::Reader, r: &flow::FlowRecord) -> bool {
+fn piece_of_stored_flow(h: &Arc<dyn store::History>, r: &flow::FlowRecord) -> bool {
     let q = store::FlowQuery {
         from_ns: r.start_ns,
         to_ns: r.end_ns.saturating_add(1),

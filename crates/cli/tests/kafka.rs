@@ -89,15 +89,49 @@ fn publish(url: &str, cap: &Path, node: &str, extra: &[&str]) -> String {
 }
 
 fn analyse(url: &str, store: &Path, group: &str) -> String {
+    ok(
+        analysis_node(url, store, group, &[]).output().unwrap(),
+        "analysis node",
+    )
+}
+
+fn analysis_node(url: &str, store: &Path, group: &str, extra: &[&str]) -> Command {
     // Bounded: `timeout` ends a member that never gets its partitions.
-    let out = Command::new("timeout")
-        .args(["120", bin()])
+    let mut c = Command::new("timeout");
+    c.args(["120", bin()])
         .args(["run", "--from", url, "--group", group, "--no-listen"])
         .args(["--data", store.to_str().unwrap(), "--exit-idle", "4s"])
         .args(KEEP)
-        .output()
-        .unwrap();
-    ok(out, "analysis node")
+        .args(extra);
+    c
+}
+
+/// The ClickHouse server of `scripts/services` with a fresh database.
+fn clickhouse(tag: &str) -> Option<(String, String)> {
+    let base = match std::env::var("TS_CLICKHOUSE") {
+        Ok(v) if !v.is_empty() => v,
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TS_CLICKHOUSE is not set: run `scripts/services up` and \
+                 `eval \"$(scripts/services env)\"` before the tests"
+            );
+            eprintln!("skipped: TS_CLICKHOUSE is not set");
+            return None;
+        }
+    };
+    let db = format!("ts_cli_{tag}_{}", std::process::id());
+    let http = base.replace("clickhouse://", "http://");
+    let _ = ureq::post(&format!("{http}/")).send(format!("DROP DATABASE IF EXISTS {db}"));
+    Some((base, db))
+}
+
+fn clickhouse_history(base: &str, db: &str) -> store::clickhouse::ChHistory {
+    let url = store::clickhouse::ClickHouseUrl::parse(&format!("{base}/{db}")).unwrap();
+    store::clickhouse::ClickHouse::open(url, store::StoreOptions::default())
+        .unwrap()
+        .0
+        .history()
 }
 
 fn local(caps: &[&Path], store: &Path) {
@@ -132,7 +166,10 @@ struct Summary {
 }
 
 fn summary(store: &Path) -> Summary {
-    let h = store::open_history(store).unwrap();
+    summary_of(&store::open_history(store).unwrap())
+}
+
+fn summary_of(h: &dyn History) -> Summary {
     let t = h.totals(0, u64::MAX / 2).unwrap();
     let mut q = store::FlowQuery {
         from_ns: 0,
@@ -206,6 +243,115 @@ fn two_capture_nodes_one_analysis_node_give_the_local_totals_exactly() {
     let (got, want) = (summary(&dir.join("kafka")), summary(&dir.join("local")));
     assert!(want.packets > 3000 && want.flows > 10, "{want:?}");
     assert_eq!(got, want);
+}
+
+#[test]
+fn two_analysis_nodes_in_one_group_fill_clickhouse_with_the_local_totals_exactly() {
+    let Some(base) = kafka() else { return };
+    let Some((ch, db)) = clickhouse("group") else {
+        return;
+    };
+    let dir = temp_dir("two-analysis");
+    let url = format!("{base}/{}", topic("group"));
+    let (a, b) = (
+        capture("video/netflix.pcap"),
+        capture("voip-conferencing/teams.pcap"),
+    );
+    publish(&url, &a, "node-a", &["--speed", "max"]);
+    publish(&url, &b, "node-b", &["--speed", "max"]);
+    let group = topic("g2");
+    let store_url = format!("{ch}/{db}");
+    // Both members of one group, started together: the partitions are
+    // shared out, and moved when the second one joins.
+    let members: Vec<_> = ["m1", "m2"]
+        .iter()
+        .map(|m| {
+            analysis_node(&url, &dir.join(m), &group, &["--store", &store_url])
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut logs = Vec::new();
+    for m in members {
+        logs.push(ok(m.wait_with_output().unwrap(), "analysis node"));
+    }
+    let assigned: Vec<bool> = logs
+        .iter()
+        .map(|l| {
+            l.lines()
+                .any(|x| x.contains("assigned partitions [") && !x.contains("[]"))
+        })
+        .collect();
+    eprintln!("{}", logs.join("\n----\n"));
+    assert!(assigned.iter().all(|a| *a), "each member read partitions");
+    local(&[&a, &b], &dir.join("local"));
+    let want = summary(&dir.join("local"));
+    let got = summary_of(&clickhouse_history(&ch, &db));
+    assert!(want.packets > 3000 && want.flows > 10, "{want:?}");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_local_run_into_clickhouse_stores_what_the_embedded_store_stores() {
+    let Some((ch, db)) = clickhouse("local") else {
+        return;
+    };
+    let dir = temp_dir("ch-local");
+    let cap = capture("web/google_ssl.pcap");
+    let cap = if cap.exists() {
+        cap
+    } else {
+        capture("video/netflix.pcap")
+    };
+    local(&[&cap], &dir.join("local"));
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "-r",
+            cap.to_str().unwrap(),
+            "--speed",
+            "max",
+            "--no-listen",
+        ])
+        .args(["--data", dir.join("spool").to_str().unwrap()])
+        .args(["--store", &format!("{ch}/{db}")])
+        .args(KEEP)
+        .output()
+        .unwrap();
+    let err = ok(out, "run --store clickhouse://");
+    assert!(err.contains("created (ClickHouse"), "{err}");
+    let lite = store::open_history(&dir.join("local")).unwrap();
+    let chh = clickhouse_history(&ch, &db);
+    let want = summary(&dir.join("local"));
+    assert!(want.packets > 20 && want.flows > 0, "{want:?}");
+    assert_eq!(summary_of(&chh), want);
+    // Every query the dashboard makes answers the same.
+    for step in [1_000_000_000u64, 60_000_000_000] {
+        for dim in [None, Some(Dim::Class), Some(Dim::App)] {
+            let q = store::SeriesQuery {
+                metric: store::Metric::Bytes,
+                dim,
+                from_ns: 0,
+                to_ns: u64::MAX,
+                step_ns: step,
+                top: 8,
+                filter: vec![],
+            };
+            assert_eq!(lite.series(&q).unwrap(), chh.series(&q).unwrap(), "{q:?}");
+        }
+    }
+    assert_eq!(
+        lite.windows(0, u64::MAX).unwrap(),
+        chh.windows(0, u64::MAX).unwrap()
+    );
+    for s in pipeline::SeriesName::ALL {
+        assert_eq!(
+            lite.hurst(s, 0, u64::MAX).unwrap(),
+            chh.hurst(s, 0, u64::MAX).unwrap()
+        );
+    }
 }
 
 #[test]

@@ -234,6 +234,18 @@ pub fn render(ctx: &Shared) -> String {
         c(&st.pending),
     );
     t.one(
+        "trafficscope_store_spooled_batches",
+        "gauge",
+        "Batches waiting in the local spool for the ClickHouse server.",
+        c(&st.spooled_batches),
+    );
+    t.one(
+        "trafficscope_store_spooled_bytes",
+        "gauge",
+        "Bytes of the batches waiting in the local spool for the ClickHouse server.",
+        c(&st.spooled_bytes),
+    );
+    t.one(
         "trafficscope_source_ended",
         "gauge",
         "1 once the source has ended (a file read to the end).",

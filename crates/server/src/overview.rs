@@ -110,6 +110,8 @@ pub async fn summary(
             "pending": st.pending.load(Relaxed),
             "pending_capacity": st.pending_capacity.load(Relaxed),
             "size_bytes": st.size_bytes.load(Relaxed),
+            "spooled_batches": st.spooled_batches.load(Relaxed),
+            "spooled_bytes": st.spooled_bytes.load(Relaxed),
         },
         "pcap": crate::pcap::summary(ctx.app.pcap.as_ref()),
         "classes": ctx.app.info.classes,

@@ -419,6 +419,11 @@ impl ClickHouse {
         Ok((store, summary))
     }
 
+    /// Where it is (no password).
+    pub fn url(&self) -> &ClickHouseUrl {
+        &self.client.url
+    }
+
     fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
         read::meta(&self.client, key).map_err(|e| self.client.fail("cannot read", e))
     }
