@@ -351,6 +351,35 @@ async fn connect_kafka(url: &KafkaUrl, timeout: Duration) -> Result<Kafka, Strin
     }
 }
 
+/// Waits until the topic exists (saying so once); false when stopped first.
+async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> bool {
+    let mut said = false;
+    while !stop.load(Relaxed) {
+        if let Ok(producer) = kafka.producer().build().await {
+            let found =
+                tokio::time::timeout(Duration::from_secs(2), producer.partitions_for(&url.topic))
+                    .await;
+            let _ = producer.close().await;
+            if matches!(found, Ok(Ok(p)) if !p.is_empty()) {
+                if said {
+                    eprintln!("trafficscope: kafka: topic {} is there", url.topic);
+                }
+                return true;
+            }
+        }
+        if !said {
+            eprintln!(
+                "trafficscope: kafka: topic {} does not exist on {} yet; waiting for a capture \
+                 node to create it",
+                url.topic, url.brokers
+            );
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
+
 /// Partitions of `topic`, creating it with `create` partitions if missing.
 async fn partitions_of(kafka: &Kafka, url: &KafkaUrl, create: i32) -> Result<usize, String> {
     let producer = kafka
@@ -595,14 +624,20 @@ async fn consume(
             return;
         }
     };
+    let _ = ready.send(Ok(()));
+    // Subscribing to a topic that does not exist yet (the analysis node
+    // started before any capture node) would never be assigned its
+    // partitions: wait for the topic first.
+    if !wait_for_topic(&kafka, &url, &stop).await {
+        return;
+    }
     if let Err(e) = consumer.subscribe([url.topic.as_str()]).await {
-        let _ = ready.send(Err(format!(
+        let _ = events.send(Event::Failed(format!(
             "cannot subscribe to {} on {}: {e}",
             url.topic, url.brokers
         )));
         return;
     }
-    let _ = ready.send(Ok(()));
     let mut assigned: Vec<i32> = Vec::new();
     let mut last_check = Instant::now() - Duration::from_secs(10);
     let do_commit = |offsets: BTreeMap<i32, i64>| {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Cost of the scale-out path against the one-process service, on the same
+# packets, whole processes, in the same run:
+#
+#   bench/scaleout.sh
+#
+#   run -r F --speed max --no-listen                       (embedded store: the baseline)
+#   run -r F --speed max --no-listen --store clickhouse://  (the same into ClickHouse)
+#   run -r F --speed max --to kafka://…                     (capture node: encode + publish)
+#   run --from kafka://… --group G --exit-idle 3s           (analysis node, embedded store)
+#   run --from kafka://… --group G2 --exit-idle 3s --store clickhouse://
+#
+# The broker and ClickHouse are the ones `scripts/services up` starts (on
+# this machine, beside the benchmark: they share its cores). Environment:
+# BENCH_PACKETS (default 1000000), BENCH_TIME_SCALE (default 100: the
+# benchmark capture's 29 h of capture time played in 17 min), BENCH_DIR
+# (default /work/bench-data), CARGO_TARGET_DIR.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_PACKETS="${BENCH_PACKETS:-1000000}"
+BENCH_TIME_SCALE="${BENCH_TIME_SCALE:-100}"
+BENCH_DIR="${BENCH_DIR:-/work/bench-data}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+say() { printf '%s\n' "bench: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+mkdir -p "$BENCH_DIR/logs"
+BENCH_DIR="$(cd "$BENCH_DIR" && pwd -P)"
+case "$BENCH_DIR/" in
+    "$(cd "$REPO" && pwd -P)/"*) die "BENCH_DIR is inside the repository" ;;
+esac
+LOG="$BENCH_DIR/logs"
+[[ -x /usr/bin/time ]] || apt-get install -y -qq time >/dev/null 2>&1 || die "/usr/bin/time is missing"
+
+if ! "$REPO/scripts/services" status >/dev/null 2>&1; then
+    say "starting the services (scripts/services up)"
+    "$REPO/scripts/services" up >&2
+fi
+eval "$("$REPO/scripts/services" env)"
+[[ -n "${TS_KAFKA:-}" && -n "${TS_CLICKHOUSE:-}" ]] || die "scripts/services env gave no TS_KAFKA/TS_CLICKHOUSE"
+
+say "building trafficscope (release)"
+(cd "$REPO" && cargo build --release -q -p trafficscope --bin trafficscope --example make_bench_capture)
+BIN="$CARGO_TARGET_DIR/release/trafficscope"
+F="$BENCH_DIR/bench-$BENCH_PACKETS-x$BENCH_TIME_SCALE.pcap"
+if [[ ! -s "$F" ]]; then
+    say "building $F"
+    "$CARGO_TARGET_DIR/release/examples/make_bench_capture" "$F" --packets "$BENCH_PACKETS" \
+        --time-scale "$BENCH_TIME_SCALE" 2>"$LOG/make.log" || { cat "$LOG/make.log" >&2; die "building the capture failed"; }
+fi
+
+STAMP="$(date +%s)-$$"
+TOPIC="bench-$STAMP"
+CH_HTTP="${TS_CLICKHOUSE/clickhouse:\/\//http://}"
+ch() { curl -sS "$CH_HTTP/" --data-binary "$1"; }
+KEEP=(--flow-retention 36500d --bin-retention 36500d)
+IDLE=3
+
+ROWS=()
+# measure LABEL IDLE_S CMD... : CPU, wall (less IDLE_S), peak RSS of one run.
+measure() {
+    local label="$1" idle="$2"; shift 2
+    rm -rf "$BENCH_DIR/scaleout-store"
+    say "$label"
+    local t0=$EPOCHREALTIME
+    /usr/bin/time -v -o "$LOG/time.txt" "$@" >/dev/null 2>"$LOG/err.txt" || { cat "$LOG/err.txt" >&2; die "$label failed"; }
+    local t1=$EPOCHREALTIME
+    local user sys rss cpu wall
+    user=$(awk -F': ' '/User time/ {print $2}' "$LOG/time.txt")
+    sys=$(awk -F': ' '/System time/ {print $2}' "$LOG/time.txt")
+    rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$LOG/time.txt")
+    cpu=$(echo "$user + $sys" | bc -l)
+    wall=$(echo "$t1 - $t0 - $idle" | bc -l)
+    cp "$LOG/err.txt" "$LOG/$(echo "$label" | tr -c 'a-z0-9' '-').txt"
+    ROWS+=("$(printf '| %s | %.2f | %.2f | %.2f | %.2f | %d |' "$label" "$cpu" "$wall" \
+        "$(echo "$BENCH_PACKETS / $cpu / 1000000" | bc -l)" \
+        "$(echo "$BENCH_PACKETS / $wall / 1000000" | bc -l)" "$((rss / 1024))")")
+}
+
+measure "run, embedded store" 0 "$BIN" run -r "$F" --speed max --no-listen \
+    --data "$BENCH_DIR/scaleout-store" "${KEEP[@]}"
+measure "run --store clickhouse" 0 "$BIN" run -r "$F" --speed max --no-listen \
+    --data "$BENCH_DIR/scaleout-store" --store "$TS_CLICKHOUSE/bench_local_${STAMP//-/_}" "${KEEP[@]}"
+measure "capture node (--to kafka)" 0 "$BIN" run -r "$F" --speed max \
+    --to "$TS_KAFKA/$TOPIC" --node bench --partitions 4
+PUBLISHED="$(grep -o '[0-9.]* bytes/record before compression' "$LOG/capture-node---to-kafka-.txt" || true)"
+measure "analysis node, embedded store" "$IDLE" "$BIN" run --from "$TS_KAFKA/$TOPIC" \
+    --group "g1-$STAMP" --no-listen --exit-idle "${IDLE}s" --data "$BENCH_DIR/scaleout-store" "${KEEP[@]}"
+measure "analysis node --store clickhouse" "$IDLE" "$BIN" run --from "$TS_KAFKA/$TOPIC" \
+    --group "g2-$STAMP" --no-listen --exit-idle "${IDLE}s" --data "$BENCH_DIR/scaleout-store" \
+    --store "$TS_CLICKHOUSE/bench_kafka_${STAMP//-/_}" "${KEEP[@]}"
+
+CH_BYTES="$(ch "SELECT sum(bytes) FROM system.parts WHERE database = 'bench_kafka_${STAMP//-/_}' AND active")"
+TOPIC_BYTES="$(du -sb "/tmp/trafficscope-services-$(id -u)" 2>/dev/null | cut -f1 || echo '?')"
+
+printf '\n%s packets (%s), %s, 2 cores shared with the broker and ClickHouse\n\n' \
+    "$BENCH_PACKETS" "$(basename "$F")" "$(date -u +%Y-%m-%d)"
+printf '| command | CPU s | wall s | M packets/s (CPU) | M packets/s (wall) | peak RSS MB |\n'
+printf '|---|---:|---:|---:|---:|---:|\n'
+printf '%s\n' "${ROWS[@]}"
+printf '\nrecord size: %s; ClickHouse database after the analysis node: %s bytes; services state dir: %s bytes\n' \
+    "${PUBLISHED:-?}" "$CH_BYTES" "$TOPIC_BYTES"
+ch "DROP DATABASE IF EXISTS bench_local_${STAMP//-/_}" >/dev/null
+ch "DROP DATABASE IF EXISTS bench_kafka_${STAMP//-/_}" >/dev/null
