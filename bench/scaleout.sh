@@ -72,7 +72,8 @@ measure() {
     rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$LOG/time.txt")
     cpu=$(echo "$user + $sys" | bc -l)
     wall=$(echo "$t1 - $t0 - $idle" | bc -l)
-    cp "$LOG/err.txt" "$LOG/$(echo "$label" | tr -c 'a-z0-9' '-').txt"
+    LAST_LOG="$LOG/$(echo "$label" | tr -c 'a-z0-9' '-').txt"
+    cp "$LOG/err.txt" "$LAST_LOG"
     ROWS+=("$(printf '| %s | %.2f | %.2f | %.2f | %.2f | %d |' "$label" "$cpu" "$wall" \
         "$(echo "$BENCH_PACKETS / $cpu / 1000000" | bc -l)" \
         "$(echo "$BENCH_PACKETS / $wall / 1000000" | bc -l)" "$((rss / 1024))")")
@@ -84,7 +85,7 @@ measure "run --store clickhouse" 0 "$BIN" run -r "$F" --speed max --no-listen \
     --data "$BENCH_DIR/scaleout-store" --store "$TS_CLICKHOUSE/bench_local_${STAMP//-/_}" "${KEEP[@]}"
 measure "capture node (--to kafka)" 0 "$BIN" run -r "$F" --speed max \
     --to "$TS_KAFKA/$TOPIC" --node bench --partitions 4
-PUBLISHED="$(grep -o '[0-9.]* bytes/record before compression' "$LOG/capture-node---to-kafka-.txt" || true)"
+PUBLISHED="$(grep -o '[0-9.]* bytes/record before compression' "$LAST_LOG" || true)"
 measure "analysis node, embedded store" "$IDLE" "$BIN" run --from "$TS_KAFKA/$TOPIC" \
     --group "g1-$STAMP" --no-listen --exit-idle "${IDLE}s" --data "$BENCH_DIR/scaleout-store" "${KEEP[@]}"
 measure "analysis node --store clickhouse" "$IDLE" "$BIN" run --from "$TS_KAFKA/$TOPIC" \
@@ -93,6 +94,7 @@ measure "analysis node --store clickhouse" "$IDLE" "$BIN" run --from "$TS_KAFKA/
 
 CH_BYTES="$(ch "SELECT sum(bytes) FROM system.parts WHERE database = 'bench_kafka_${STAMP//-/_}' AND active")"
 TOPIC_BYTES="$(du -sb "/tmp/trafficscope-services-$(id -u)" 2>/dev/null | cut -f1 || echo '?')"
+CH_CPU="$(ps -o cputime= -C clickhouse-server 2>/dev/null | head -1 || true)"
 
 printf '\n%s packets (%s), %s, 2 cores shared with the broker and ClickHouse\n\n' \
     "$BENCH_PACKETS" "$(basename "$F")" "$(date -u +%Y-%m-%d)"
@@ -101,5 +103,6 @@ printf '|---|---:|---:|---:|---:|---:|\n'
 printf '%s\n' "${ROWS[@]}"
 printf '\nrecord size: %s; ClickHouse database after the analysis node: %s bytes; services state dir: %s bytes\n' \
     "${PUBLISHED:-?}" "$CH_BYTES" "$TOPIC_BYTES"
+printf 'ClickHouse server CPU time since it started (all its work, not only this run): %s\n' "${CH_CPU:-?}"
 ch "DROP DATABASE IF EXISTS bench_local_${STAMP//-/_}" >/dev/null
 ch "DROP DATABASE IF EXISTS bench_kafka_${STAMP//-/_}" >/dev/null
