@@ -432,3 +432,177 @@ fn an_analysis_node_killed_mid_run_and_restarted_loses_and_doubles_nothing() {
     assert!(mid.packets < want.packets, "killed mid-run: {mid:?}");
     assert_eq!(got, want);
 }
+
+/// A broker of this test's own (the shared one must not be frozen under
+/// the other tests): tansu on a free port, stopped when dropped.
+struct PrivateBroker {
+    child: std::process::Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl PrivateBroker {
+    fn start(tag: &str) -> Option<PrivateBroker> {
+        let tansu = match std::env::var("TS_TANSU") {
+            Ok(t) if Path::new(&t).exists() => t,
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "TS_TANSU is not set: scripts/services env prints it"
+                );
+                eprintln!("skipped: no TS_TANSU");
+                return None;
+            }
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = temp_dir(tag);
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .args(["broker", "--cluster-id", "fault"])
+            .args([
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(PrivateBroker {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `(records, acknowledged, dropped)` from a capture node's last line.
+fn published(err: &str) -> (u64, u64, u64) {
+    let line = err
+        .lines()
+        .rev()
+        .find(|l| l.contains("records published to"))
+        .unwrap_or_else(|| panic!("no summary line: {err}"));
+    let num = |before: &str| -> u64 {
+        let end = line
+            .find(before)
+            .unwrap_or_else(|| panic!("{before}: {line}"));
+        line[..end]
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        num(" records published"),
+        num(" acknowledged"),
+        num(" dropped (queue full)"),
+    )
+}
+
+#[test]
+fn a_frozen_broker_is_ridden_out_within_the_buffer_and_drops_are_counted() {
+    let Some(broker) = PrivateBroker::start("frozen-broker") else {
+        return;
+    };
+    let url = format!("kafka://127.0.0.1:{}/frozen", broker.port);
+    // Live-like traffic (real time) for 14 s; the broker freezes from 3 s
+    // to 9 s: requests go unanswered, as with a broker gone from the network.
+    let run = |buffer: &str| {
+        Command::new("timeout")
+            .args(["120", bin()])
+            .args(["run", "--generate", "video=1,web=2,voip=1", "--users", "12"])
+            .args(["--duration", "14s", "--to", &url, "--node", buffer])
+            .args([
+                "--partitions",
+                "2",
+                "--to-buffer",
+                buffer,
+                "--to-when-full",
+                "drop",
+            ])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for (buffer, expect_drops) in [("64M", false), ("16K", true)] {
+        let node = run(buffer);
+        std::thread::sleep(Duration::from_secs(3));
+        broker.signal("-STOP");
+        std::thread::sleep(Duration::from_secs(6));
+        broker.signal("-CONT");
+        let out = node.wait_with_output().unwrap();
+        let err = ok(out, "capture node");
+        let (records, acked, dropped) = published(&err);
+        assert!(records > 500, "{err}");
+        assert_eq!(
+            acked + dropped,
+            records,
+            "every record acknowledged or counted: {err}"
+        );
+        if expect_drops {
+            assert!(dropped > 0, "a 16 KB buffer cannot hold 6 s: {err}");
+            assert!(acked > 0 && acked < records, "{err}");
+        } else {
+            assert_eq!(dropped, 0, "64 MB holds 6 s of this traffic: {err}");
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_broker_at_start_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("kafka://127.0.0.1:{port}/t");
+    let cap = capture("video/netflix.pcap");
+    for args in [
+        vec!["run", "-r", cap.to_str().unwrap(), "--to", url.as_str()],
+        vec!["run", "--from", url.as_str(), "--group", "g", "--no-listen"],
+    ] {
+        let out = Command::new("timeout")
+            .args(["60", bin()])
+            .args(&args)
+            .args(["--data", temp_dir("unreachable").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("127.0.0.1:{port}")) && err.contains("scripts/services up"),
+            "{args:?}: {err}"
+        );
+    }
+}
