@@ -330,12 +330,99 @@ where
     }
 }
 
+/// How to authenticate to the brokers, from the environment (never the
+/// command line, never printed):
+///
+/// - `TRAFFICSCOPE_KAFKA_SASL_MECHANISM`: `PLAIN`, `SCRAM-SHA-256` or
+///   `SCRAM-SHA-512`, with `TRAFFICSCOPE_KAFKA_USERNAME` and
+///   `TRAFFICSCOPE_KAFKA_PASSWORD` (or `TRAFFICSCOPE_KAFKA_PASSWORD_FILE`);
+/// - `TRAFFICSCOPE_KAFKA_TLS=1` for TLS with the built-in web roots, or
+///   `TRAFFICSCOPE_KAFKA_CA=FILE` for TLS trusting only that CA (PEM).
+///
+/// `Ok(None)`: plaintext, no SASL. The description says what was chosen,
+/// without the password.
+pub fn security_from_env(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(krafka::auth::AuthConfig, String)>, String> {
+    use krafka::auth::{AuthConfig, TlsConfig};
+    let mech = var("TRAFFICSCOPE_KAFKA_SASL_MECHANISM").filter(|m| !m.is_empty());
+    let ca = var("TRAFFICSCOPE_KAFKA_CA").filter(|c| !c.is_empty());
+    let tls = ca.is_some()
+        || var("TRAFFICSCOPE_KAFKA_TLS")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let mut said = Vec::new();
+    let mut auth = match mech {
+        None => None,
+        Some(m) => {
+            let user = var("TRAFFICSCOPE_KAFKA_USERNAME")
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "TRAFFICSCOPE_KAFKA_SASL_MECHANISM={m} needs TRAFFICSCOPE_KAFKA_USERNAME"
+                    )
+                })?;
+            let password = match var("TRAFFICSCOPE_KAFKA_PASSWORD") {
+                Some(p) => p,
+                None => match var("TRAFFICSCOPE_KAFKA_PASSWORD_FILE") {
+                    Some(f) => std::fs::read_to_string(&f)
+                        .map_err(|e| format!("cannot read the Kafka password file {f}: {e}"))?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                    None => {
+                        return Err(format!(
+                            "TRAFFICSCOPE_KAFKA_SASL_MECHANISM={m} needs \
+                             TRAFFICSCOPE_KAFKA_PASSWORD or TRAFFICSCOPE_KAFKA_PASSWORD_FILE"
+                        ))
+                    }
+                },
+            };
+            let a = match m.to_ascii_uppercase().as_str() {
+                "PLAIN" => AuthConfig::sasl_plain(user.clone(), password),
+                "SCRAM-SHA-256" => AuthConfig::sasl_scram_sha256(user.clone(), password),
+                "SCRAM-SHA-512" => AuthConfig::sasl_scram_sha512(user.clone(), password),
+                other => {
+                    return Err(format!(
+                        "TRAFFICSCOPE_KAFKA_SASL_MECHANISM={other}: expected PLAIN, \
+                         SCRAM-SHA-256 or SCRAM-SHA-512"
+                    ))
+                }
+            };
+            said.push(format!("SASL {} as {user}", m.to_ascii_uppercase()));
+            Some(a)
+        }
+    };
+    if tls {
+        let cfg = match &ca {
+            Some(path) => {
+                if !std::path::Path::new(path).is_file() {
+                    return Err(format!("TRAFFICSCOPE_KAFKA_CA={path}: no such file"));
+                }
+                said.push(format!("TLS trusting {path}"));
+                TlsConfig::new().with_ca_cert(path.clone())
+            }
+            None => {
+                said.push("TLS".to_string());
+                TlsConfig::new()
+            }
+        };
+        auth = Some(match auth {
+            Some(a) => a.with_tls(cfg),
+            None => AuthConfig::ssl(cfg),
+        });
+    }
+    Ok(auth.map(|a| (a, said.join(" over "))))
+}
+
 async fn connect_kafka(url: &KafkaUrl, timeout: Duration) -> Result<Kafka, String> {
-    let fut = Kafka::builder(url.brokers.clone())
+    let mut builder = Kafka::builder(url.brokers.clone())
         .client_id("trafficscope")
         .connect_timeout(timeout)
-        .request_timeout(Duration::from_secs(10))
-        .connect();
+        .request_timeout(Duration::from_secs(10));
+    if let Some((auth, said)) = security_from_env(|k| std::env::var(k).ok())? {
+        eprintln!("trafficscope: kafka: {said} to {}", url.brokers);
+        builder = builder.security(auth);
+    }
+    let fut = builder.connect();
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(k)) => Ok(k),
         Ok(Err(e)) => Err(format!(
@@ -731,4 +818,72 @@ pub fn send_raw(url: &KafkaUrl, partition: i32, values: Vec<Vec<u8>>) -> Result<
         let _ = producer.close().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::security_from_env;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Option<String>, String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        security_from_env(|k| m.get(k).cloned()).map(|o| o.map(|(_, said)| said))
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_and_are_never_shown() {
+        assert_eq!(with(&[]).unwrap(), None);
+        let said = with(&[
+            ("TRAFFICSCOPE_KAFKA_SASL_MECHANISM", "scram-sha-512"),
+            ("TRAFFICSCOPE_KAFKA_USERNAME", "ingest"),
+            ("TRAFFICSCOPE_KAFKA_PASSWORD", "s3cret"),
+            ("TRAFFICSCOPE_KAFKA_TLS", "1"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(said, "SASL SCRAM-SHA-512 as ingest over TLS");
+        let dir = std::env::temp_dir().join(format!("ts-kafka-pw-{}", std::process::id()));
+        std::fs::write(&dir, "from-file\n").unwrap();
+        let said = with(&[
+            ("TRAFFICSCOPE_KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("TRAFFICSCOPE_KAFKA_USERNAME", "u"),
+            ("TRAFFICSCOPE_KAFKA_PASSWORD_FILE", dir.to_str().unwrap()),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(said, "SASL PLAIN as u");
+        let _ = std::fs::remove_file(&dir);
+        for (vars, want) in [
+            (
+                vec![
+                    ("TRAFFICSCOPE_KAFKA_SASL_MECHANISM", "GSSAPI"),
+                    ("TRAFFICSCOPE_KAFKA_USERNAME", "u"),
+                    ("TRAFFICSCOPE_KAFKA_PASSWORD", "s3cret"),
+                ],
+                "expected PLAIN",
+            ),
+            (
+                vec![("TRAFFICSCOPE_KAFKA_SASL_MECHANISM", "PLAIN")],
+                "USERNAME",
+            ),
+            (
+                vec![
+                    ("TRAFFICSCOPE_KAFKA_SASL_MECHANISM", "PLAIN"),
+                    ("TRAFFICSCOPE_KAFKA_USERNAME", "u"),
+                ],
+                "PASSWORD",
+            ),
+            (
+                vec![("TRAFFICSCOPE_KAFKA_CA", "/nonexistent/ca.pem")],
+                "no such file",
+            ),
+        ] {
+            let e = with(&vars).unwrap_err();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
 }
