@@ -18,8 +18,8 @@ use rusqlite::{Connection, ToSql, TransactionBehavior};
 
 use crate::partition::{oldest_newest, tables_in, union_all, Kind};
 use crate::query::{
-    Extent, FineStats, FlowPage, FlowQuery, FlowSort, History, Metric, Series, SeriesLine,
-    SeriesQuery, TierExtent, Totals,
+    Extent, FineStats, FlowPage, FlowQuery, FlowSort, Metric, Series, SeriesLine, SeriesQuery,
+    TierExtent, Totals,
 };
 use crate::schema::{self, get_meta};
 use crate::time::{human_duration, MINUTE_NS, SECOND_NS};
@@ -137,39 +137,62 @@ impl ReaderPool {
     }
 }
 
-impl History for ReaderPool {
-    fn series(&self, q: &SeriesQuery) -> Result<Series, StoreError> {
-        self.with(|x| x.series(q))
-    }
-    fn totals(&self, from_ns: u64, to_ns: u64) -> Result<Totals, StoreError> {
-        self.with(|x| x.totals(from_ns, to_ns))
-    }
-    fn totals_where(
-        &self,
-        from_ns: u64,
-        to_ns: u64,
-        filter: &[(Dim, String)],
-    ) -> Result<Totals, StoreError> {
-        self.with(|x| x.totals_where(from_ns, to_ns, filter))
-    }
-    fn windows(&self, from_ns: u64, to_ns: u64) -> Result<Vec<EvalWindow>, StoreError> {
-        self.with(|x| x.windows(from_ns, to_ns))
-    }
-    fn hurst(
-        &self,
-        series: SeriesName,
-        from_ns: u64,
-        to_ns: u64,
-    ) -> Result<Vec<HurstPoint>, StoreError> {
-        self.with(|x| x.hurst(series, from_ns, to_ns))
-    }
-    fn flows(&self, q: &FlowQuery) -> Result<FlowPage, StoreError> {
-        self.with(|x| x.flows(q))
-    }
-    fn extent(&self) -> Result<Extent, StoreError> {
-        self.with(|x| x.extent())
-    }
+/// `impl History for $t` through its `with(|q: &Q| …)`: the queries are
+/// the same for every engine; only how a [`Q`] is lent differs.
+macro_rules! history_via_q {
+    ($t:ty) => {
+        impl $crate::query::History for $t {
+            fn series(
+                &self,
+                q: &$crate::query::SeriesQuery,
+            ) -> Result<$crate::query::Series, $crate::StoreError> {
+                self.with(|x| x.series(q))
+            }
+            fn totals(
+                &self,
+                from_ns: u64,
+                to_ns: u64,
+            ) -> Result<$crate::query::Totals, $crate::StoreError> {
+                self.with(|x| x.totals(from_ns, to_ns))
+            }
+            fn totals_where(
+                &self,
+                from_ns: u64,
+                to_ns: u64,
+                filter: &[(pipeline::Dim, String)],
+            ) -> Result<$crate::query::Totals, $crate::StoreError> {
+                self.with(|x| x.totals_where(from_ns, to_ns, filter))
+            }
+            fn windows(
+                &self,
+                from_ns: u64,
+                to_ns: u64,
+            ) -> Result<Vec<pipeline::EvalWindow>, $crate::StoreError> {
+                self.with(|x| x.windows(from_ns, to_ns))
+            }
+            fn hurst(
+                &self,
+                series: pipeline::SeriesName,
+                from_ns: u64,
+                to_ns: u64,
+            ) -> Result<Vec<pipeline::HurstPoint>, $crate::StoreError> {
+                self.with(|x| x.hurst(series, from_ns, to_ns))
+            }
+            fn flows(
+                &self,
+                q: &$crate::query::FlowQuery,
+            ) -> Result<$crate::query::FlowPage, $crate::StoreError> {
+                self.with(|x| x.flows(q))
+            }
+            fn extent(&self) -> Result<$crate::query::Extent, $crate::StoreError> {
+                self.with(|x| x.extent())
+            }
+        }
+    };
 }
+pub(crate) use history_via_q;
+
+history_via_q!(ReaderPool);
 
 /// Why a query failed: the engine, or the request itself.
 pub(crate) enum Fail {

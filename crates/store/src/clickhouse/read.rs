@@ -5,11 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use pipeline::{Dim, EvalWindow, HurstPoint, SeriesName};
-
 use super::{quote, tsv_rows, ChError, Client};
 use crate::partition::Kind;
-use crate::query::{Extent, FlowPage, FlowQuery, History, Series, SeriesQuery, Totals};
 use crate::read::{Dialect, Engine, Fail, Row, P, Q, R};
 use crate::{StoreError, StoreOptions};
 
@@ -233,39 +230,7 @@ impl ChHistory {
     }
 }
 
-impl History for ChHistory {
-    fn series(&self, q: &SeriesQuery) -> Result<Series, StoreError> {
-        self.with(|x| x.series(q))
-    }
-    fn totals(&self, from_ns: u64, to_ns: u64) -> Result<Totals, StoreError> {
-        self.with(|x| x.totals(from_ns, to_ns))
-    }
-    fn totals_where(
-        &self,
-        from_ns: u64,
-        to_ns: u64,
-        filter: &[(Dim, String)],
-    ) -> Result<Totals, StoreError> {
-        self.with(|x| x.totals_where(from_ns, to_ns, filter))
-    }
-    fn windows(&self, from_ns: u64, to_ns: u64) -> Result<Vec<EvalWindow>, StoreError> {
-        self.with(|x| x.windows(from_ns, to_ns))
-    }
-    fn hurst(
-        &self,
-        series: SeriesName,
-        from_ns: u64,
-        to_ns: u64,
-    ) -> Result<Vec<HurstPoint>, StoreError> {
-        self.with(|x| x.hurst(series, from_ns, to_ns))
-    }
-    fn flows(&self, q: &FlowQuery) -> Result<FlowPage, StoreError> {
-        self.with(|x| x.flows(q))
-    }
-    fn extent(&self) -> Result<Extent, StoreError> {
-        self.with(|x| x.extent())
-    }
-}
+crate::read::history_via_q!(ChHistory);
 
 #[cfg(test)]
 mod tests {
