@@ -135,6 +135,13 @@ fn clickhouse_history(base: &str, db: &str) -> store::clickhouse::ChHistory {
 }
 
 fn local(caps: &[&Path], store: &Path) {
+    local_with(caps, store, &[]);
+}
+
+/// `run -r CAP --speed max --no-listen` of each capture into `store`
+/// (with `extra`, e.g. `--store clickhouse://…`); the last run's stderr.
+fn local_with(caps: &[&Path], store: &Path, extra: &[&str]) -> String {
+    let mut err = String::new();
     for cap in caps {
         let out = Command::new(bin())
             .args([
@@ -147,10 +154,12 @@ fn local(caps: &[&Path], store: &Path) {
             ])
             .args(["--data", store.to_str().unwrap()])
             .args(KEEP)
+            .args(extra)
             .output()
             .unwrap();
-        ok(out, "local run");
+        err = ok(out, "local run");
     }
+    err
 }
 
 /// What must agree: per-key packets and bytes of every dimension but the
@@ -300,27 +309,9 @@ fn a_local_run_into_clickhouse_stores_what_the_embedded_store_stores() {
     };
     let dir = temp_dir("ch-local");
     let cap = capture("web/google_ssl.pcap");
-    let cap = if cap.exists() {
-        cap
-    } else {
-        capture("video/netflix.pcap")
-    };
     local(&[&cap], &dir.join("local"));
-    let out = Command::new(bin())
-        .args([
-            "run",
-            "-r",
-            cap.to_str().unwrap(),
-            "--speed",
-            "max",
-            "--no-listen",
-        ])
-        .args(["--data", dir.join("spool").to_str().unwrap()])
-        .args(["--store", &format!("{ch}/{db}")])
-        .args(KEEP)
-        .output()
-        .unwrap();
-    let err = ok(out, "run --store clickhouse://");
+    let store_url = format!("{ch}/{db}");
+    let err = local_with(&[&cap], &dir.join("spool"), &["--store", &store_url]);
     assert!(err.contains("created (ClickHouse"), "{err}");
     let lite = store::open_history(&dir.join("local")).unwrap();
     let chh = clickhouse_history(&ch, &db);

@@ -438,21 +438,35 @@ async fn connect_kafka(url: &KafkaUrl, timeout: Duration) -> Result<Kafka, Strin
     }
 }
 
+/// Partitions of the topic, `None` when it does not exist (or the broker
+/// does not say within `wait`: a missing topic makes the lookup wait).
+async fn topic_partitions(
+    kafka: &Kafka,
+    url: &KafkaUrl,
+    wait: Duration,
+) -> Result<Option<usize>, String> {
+    let producer = kafka
+        .producer()
+        .build()
+        .await
+        .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
+    let found = tokio::time::timeout(wait, producer.partitions_for(&url.topic)).await;
+    let _ = producer.close().await;
+    Ok(match found {
+        Ok(Ok(p)) if !p.is_empty() => Some(p.len()),
+        _ => None,
+    })
+}
+
 /// Waits until the topic exists (saying so once); false when stopped first.
 async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> bool {
     let mut said = false;
     while !stop.load(Relaxed) {
-        if let Ok(producer) = kafka.producer().build().await {
-            let found =
-                tokio::time::timeout(Duration::from_secs(2), producer.partitions_for(&url.topic))
-                    .await;
-            let _ = producer.close().await;
-            if matches!(found, Ok(Ok(p)) if !p.is_empty()) {
-                if said {
-                    eprintln!("trafficscope: kafka: topic {} is there", url.topic);
-                }
-                return true;
+        if let Ok(Some(_)) = topic_partitions(kafka, url, Duration::from_secs(2)).await {
+            if said {
+                eprintln!("trafficscope: kafka: topic {} is there", url.topic);
             }
+            return true;
         }
         if !said {
             eprintln!(
@@ -469,21 +483,10 @@ async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> boo
 
 /// Partitions of `topic`, creating it with `create` partitions if missing.
 async fn partitions_of(kafka: &Kafka, url: &KafkaUrl, create: i32) -> Result<usize, String> {
-    let producer = kafka
-        .producer()
-        .build()
-        .await
-        .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
-    // A missing topic makes the metadata lookup wait for it: a few seconds
-    // are enough to tell.
-    let found = tokio::time::timeout(Duration::from_secs(3), producer.partitions_for(&url.topic));
-    if let Ok(Ok(p)) = found.await {
-        if !p.is_empty() {
-            let _ = producer.close().await;
-            return Ok(p.len());
-        }
+    // A few seconds are enough to tell a missing topic.
+    if let Some(n) = topic_partitions(kafka, url, Duration::from_secs(3)).await? {
+        return Ok(n);
     }
-    let _ = producer.close().await;
     let topic = NewTopic::new(url.topic.clone(), create, 1).map_err(|e| e.to_string())?;
     let created = kafka
         .admin()

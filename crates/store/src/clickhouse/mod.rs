@@ -160,10 +160,11 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    fn new(url: ClickHouseUrl, timeout: Duration) -> Client {
+    /// One agent (its connection pool) shared by the writer and the readers.
+    fn new(url: ClickHouseUrl) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(3)))
-            .timeout_global(Some(timeout))
+            .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .build()
             .into();
@@ -213,8 +214,8 @@ impl Client {
     }
 
     /// The error of a failed request as a [`StoreError`] naming the server.
-    pub(crate) fn fail(&self, what: &str, e: ChError) -> StoreError {
-        let fix = match &e {
+    pub(crate) fn fail(&self, what: &str, e: &ChError) -> StoreError {
+        let fix = match e {
             ChError::Unreachable(_) => {
                 "; is the server running (scripts/services up starts one) and the URL right?"
             }
@@ -366,14 +367,14 @@ impl ClickHouse {
         url: ClickHouseUrl,
         opts: StoreOptions,
     ) -> Result<(ClickHouse, String), StoreError> {
-        let client = Arc::new(Client::new(url, Duration::from_secs(30)));
+        let client = Arc::new(Client::new(url));
         let c = &client;
         let db = c.db().to_string();
         let version = c
             .exec("SELECT version()", None)
-            .map_err(|e| c.fail("cannot connect", e))?;
+            .map_err(|e| c.fail("cannot connect", &e))?;
         c.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}"), None)
-            .map_err(|e| c.fail("cannot create the database", e))?;
+            .map_err(|e| c.fail("cannot create the database", &e))?;
         c.exec(
             &format!(
                 "CREATE TABLE IF NOT EXISTS {db}.meta (key String, value Int64, ver UInt64) \
@@ -381,7 +382,7 @@ impl ClickHouse {
             ),
             None,
         )
-        .map_err(|e| c.fail("cannot create the tables", e))?;
+        .map_err(|e| c.fail("cannot create the tables", &e))?;
         let store = ClickHouse {
             client: client.clone(),
             opts,
@@ -398,14 +399,14 @@ impl ClickHouse {
         }
         for kind in Kind::ALL {
             c.exec(&ddl(&db, kind), None)
-                .map_err(|e| c.fail("cannot create the tables", e))?;
+                .map_err(|e| c.fail("cannot create the tables", &e))?;
         }
         // meta is a max-register: ver = value, FINAL keeps the largest.
         c.exec(
             &format!("INSERT INTO {db}.meta FORMAT TabSeparated"),
             Some(format!("schema_version\t{SCHEMA_VERSION}\t{SCHEMA_VERSION}\n").as_bytes()),
         )
-        .map_err(|e| c.fail("cannot write", e))?;
+        .map_err(|e| c.fail("cannot write", &e))?;
         let summary = match (existing, store.meta("last_bin_end_ns")?) {
             (None, _) => format!("store {}: created (ClickHouse {})", c.url, version.trim()),
             (Some(_), None) => format!("store {}: no bins yet", c.url),
@@ -425,7 +426,7 @@ impl ClickHouse {
     }
 
     fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        read::meta(&self.client, key).map_err(|e| self.client.fail("cannot read", e))
+        read::meta(&self.client, key).map_err(|e| self.client.fail("cannot read", &e))
     }
 
     /// The writer; `spool` is the local directory that holds batches while
@@ -437,19 +438,13 @@ impl ClickHouse {
     /// What the server reads: a [`crate::History`] over the same queries as
     /// the embedded store.
     pub fn history(&self) -> ChHistory {
-        ChHistory::new(
-            Arc::new(Client::new(
-                self.client.url.clone(),
-                Duration::from_secs(30),
-            )),
-            self.opts.clone(),
-        )
+        ChHistory::new(self.client.clone(), self.opts.clone())
     }
 
     /// As [`crate::Store::source_extents`].
     pub fn source_extents(
         &self,
     ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, StoreError> {
-        read::source_extents(&self.client).map_err(|e| self.client.fail("cannot read", e))
+        read::source_extents(&self.client).map_err(|e| self.client.fail("cannot read", &e))
     }
 }

@@ -106,7 +106,7 @@ struct ChEngine<'a> {
 
 impl ChEngine<'_> {
     fn fail(&self, e: ChError) -> Fail {
-        Fail::Engine(self.c.fail("cannot read", e))
+        Fail::Engine(self.c.fail("cannot read", &e))
     }
 }
 

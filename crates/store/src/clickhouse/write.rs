@@ -526,7 +526,7 @@ impl ChWriter {
             })
         };
         let meta = load().unwrap_or_else(|e| {
-            eprintln!("trafficscope: store: {}", client.fail("cannot read", e));
+            eprintln!("trafficscope: store: {}", client.fail("cannot read", &e));
             Meta::default()
         });
         if !spool.files.is_empty() {
@@ -559,7 +559,7 @@ impl ChWriter {
     fn set_away(&mut self, e: Option<&ChError>) {
         match e {
             Some(e) => {
-                let msg = self.client.fail("cannot write", clone_err(e)).to_string();
+                let msg = self.client.fail("cannot write", e).to_string();
                 if !self.away {
                     eprintln!(
                         "trafficscope: store: {msg}; spooling to {} (at most {} bytes) until it \
@@ -659,13 +659,6 @@ impl ChWriter {
     }
 }
 
-fn clone_err(e: &ChError) -> ChError {
-    match e {
-        ChError::Unreachable(m) => ChError::Unreachable(m.clone()),
-        ChError::Server(c, m) => ChError::Server(*c, m.clone()),
-    }
-}
-
 impl OutputSink for ChWriter {
     fn check(&mut self, out: &Output) -> Result<(), String> {
         let url = self.client.url.to_string();
@@ -690,7 +683,14 @@ impl OutputSink for ChWriter {
                     self.retention();
                     return Ok(());
                 }
-                Err(e) => self.set_away(Some(&e)),
+                Err(e) => {
+                    // Kept for the next commit to replay: trying again now
+                    // would only wait out the same failure twice.
+                    self.spool.push(&batch)?;
+                    self.meta = meta;
+                    self.set_away(Some(&e));
+                    return Ok(());
+                }
             }
         }
         // Behind the spooled batches, in order.
