@@ -122,6 +122,17 @@ pub(crate) struct Found {
     pub slot: u32,
     pub path: PathBuf,
     pub modified: SystemTime,
+    /// The first packet's time: breaks ties between files whose times of
+    /// change are equal at the file system's granularity (ext4's is a
+    /// clock tick, so a fast ring writes several files within one).
+    pub first_ns: Option<u64>,
+}
+
+impl Found {
+    /// Orders files by when they were written.
+    pub fn age_key(&self) -> (SystemTime, Option<u64>, u32) {
+        (self.modified, self.first_ns, self.slot)
+    }
 }
 
 /// The ring files in the directory (by name), and the names of those
@@ -149,12 +160,21 @@ pub(crate) fn list_dir(config: &RingConfig) -> std::io::Result<(Vec<Found>, Vec<
         }
         found.push(Found {
             slot,
+            first_ns: first_packet_ns(&path),
             path,
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         });
     }
     removed.sort();
     Ok((found, removed))
+}
+
+/// The time of a ring file's first packet, if it has one that reads.
+fn first_packet_ns(path: &Path) -> Option<u64> {
+    let name = path.display().to_string();
+    let file = File::open(path).ok()?;
+    let mut reader = CaptureReader::new(&name, Box::new(file)).ok()?;
+    reader.next_frame().ok()?.map(|f| f.ts_ns)
 }
 
 /// Reads what a ring file holds; on damage, the span of the records before
@@ -197,7 +217,7 @@ pub(crate) fn scan_file(path: &Path) -> (Span, Option<String>) {
 /// (the recent past is asked for most), skipping slots the writer has
 /// taken over meanwhile.
 pub(crate) fn scan(ring: &Arc<Ring>, mut found: Vec<Found>) {
-    found.sort_by_key(|f| std::cmp::Reverse((f.modified, f.slot)));
+    found.sort_by_key(|f| std::cmp::Reverse(f.age_key()));
     for f in found {
         if ring.index().touched[f.slot as usize] {
             continue;

@@ -182,7 +182,7 @@ impl Ring {
         // Continue after the newest file, so the oldest is overwritten first.
         let start_slot = found
             .iter()
-            .max_by_key(|f| (f.modified, f.slot))
+            .max_by_key(|f| f.age_key())
             .map_or(0, |f| (f.slot + 1) % config.files);
         let report = OpenReport {
             found: found.len(),

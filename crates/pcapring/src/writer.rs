@@ -292,6 +292,14 @@ mod tests {
         assert_eq!(ring.overlapping(103 * S, 104 * S).len(), 1);
         assert_eq!(ring.overlapping(103 * S, 104 * S + 1).len(), 2);
         assert!(files.iter().all(|f| !f.open && f.span.frames == 1));
+        // The file system may give files written within one clock tick the
+        // same time of change (ext4 does): make it so, the first packet's
+        // time must then tell which file is the newest.
+        let same = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for f in &files {
+            let file = std::fs::File::options().write(true).open(&f.path).unwrap();
+            file.set_modified(same).unwrap();
+        }
         // A bigger ring left here, then a restart with a smaller one.
         std::fs::write(dir.join(crate::file_name(7)), b"").unwrap();
         drop(ring);
