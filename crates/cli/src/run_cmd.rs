@@ -444,6 +444,9 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
     let mut send = |pipe: &mut Pipeline, force: bool| -> std::io::Result<()> {
         let mut bin_closed = false;
         for o in pipe.drain() {
+            if matches!(o, Output::Bin(_)) {
+                status.bins_published.fetch_add(1, Relaxed);
+            }
             // Copied for the live stream only while someone listens.
             if let Some(l) = live_tx.as_ref().filter(|l| l.receiver_count() > 0) {
                 let _ = l.send(Arc::new(o.clone()));
@@ -702,9 +705,7 @@ impl OpenStore {
         })
     }
 
-    fn source_extents(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, store::StoreError> {
+    fn source_extents(&self) -> Result<store::SourceExtents, store::StoreError> {
         match self {
             OpenStore::Embedded(s) => s.source_extents(),
             OpenStore::ClickHouse(c) => c.source_extents(),

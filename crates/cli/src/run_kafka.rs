@@ -195,7 +195,7 @@ pub struct AnalysisContext<'a> {
     /// stored by its previous owner up to a point this node must not
     /// overwrite with the partial bins of its replay.
     #[allow(clippy::type_complexity)]
-    pub extents: &'a dyn Fn() -> Result<BTreeMap<String, (u64, u64)>, store::StoreError>,
+    pub extents: &'a dyn Fn() -> Result<store::SourceExtents, store::StoreError>,
     /// Reads the store's flows: a flow replayed from the middle (its
     /// head was committed before a restart) is recognised as a piece of a
     /// stored flow and not stored again.
@@ -321,6 +321,10 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
     let mut last_commit = Instant::now();
     let mut out_buf: Vec<Output> = Vec::new();
     let mut extents = BTreeMap::new();
+    // Hurst points of the summed traffic, made from the store (this node's
+    // pipelines see some partitions only).
+    let mut hurst = SummedHurstTask::new(&pcfg);
+    let mut newest_bin_end = 0u64;
     pipeline::source::stop_on_signals();
 
     let result: Result<(), Failure> = loop {
@@ -371,7 +375,9 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
                             let source = format!("{}:{}:{}", url.topic, d.partition, m.node);
-                            let (b, w) = extents.get(&source).copied().unwrap_or((0, 0));
+                            let e: store::SourceExtent =
+                                extents.get(&source).copied().unwrap_or_default();
+                            let (b, w) = (e.bins_end_ns, e.windows_end_ns);
                             let pipe = Pipeline::new(
                                 cx.model.clone(),
                                 cx.labels.clone(),
@@ -410,6 +416,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                         s.ended = false;
                     }
                     let mut max_ts = 0;
+                    let mut ends_now = false;
                     match m.kind {
                         Kind::Packets => {
                             if m.seq < s.next_seq {
@@ -429,6 +436,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                             if !s.ended {
                                 s.pipe.finish();
                                 s.ended = true;
+                                ends_now = true;
                             }
                         }
                     }
@@ -449,7 +457,22 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                             out_buf.push(o);
                         }
                     }
+                    // The source's last bin says so: what waits for every
+                    // source (the summed Hurst points) stops waiting for it.
+                    if ends_now {
+                        if let Some(Output::Bin(b)) = out_buf
+                            .iter_mut()
+                            .rev()
+                            .find(|o| matches!(o, Output::Bin(_)))
+                        {
+                            b.source_ended = true;
+                        }
+                    }
                     for o in out_buf.drain(..) {
+                        if let Output::Bin(b) = &o {
+                            cx.status.bins_published.fetch_add(1, Relaxed);
+                            newest_bin_end = newest_bin_end.max(b.start_ns + b.width_ns);
+                        }
                         if let Some(l) = cx.live.filter(|l| l.receiver_count() > 0) {
                             let _ = l.send(Arc::new(o.clone()));
                         }
@@ -514,8 +537,17 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                     .values()
                     .all(|q| q.log.iter().all(|e| e.needed.is_some_and(|n| n <= durable)));
                 if seen_any && all_done && last_message.elapsed() >= idle {
+                    // Everything is stored: the last points are due now.
+                    if let Err(e) = hurst.finish(&cx, &mut sent) {
+                        break Err(e);
+                    }
                     break Ok(());
                 }
+            }
+        }
+        if hurst.last.elapsed() >= Duration::from_secs(1) {
+            if let Err(e) = hurst.run(&cx, newest_bin_end, 64, &mut sent) {
+                break Err(e);
             }
         }
     };
@@ -566,6 +598,93 @@ fn tag(
             }
             Some(Output::Flow(f))
         }
+    }
+}
+
+/// The sliding Hurst points of the summed traffic (`store::SummedHurst`):
+/// looked for once a second, made when every source has passed a window's
+/// end, and sent to the store and the live stream like any output.
+#[cfg(feature = "kafka")]
+struct SummedHurstTask {
+    h: store::SummedHurst,
+    last: Instant,
+    warned: bool,
+}
+
+#[cfg(feature = "kafka")]
+impl SummedHurstTask {
+    fn new(p: &PipelineConfig) -> SummedHurstTask {
+        SummedHurstTask {
+            h: store::SummedHurst::new(p.hurst_window, p.hurst_every, p.fine_ns),
+            last: Instant::now(),
+            warned: false,
+        }
+    }
+
+    /// Every point due, also those of sources other nodes read, in rounds
+    /// (a stop request ends them).
+    fn finish(&mut self, cx: &AnalysisContext<'_>, sent: &mut u64) -> Result<(), Failure> {
+        while !pipeline::source::stop_requested() {
+            let before = self.h.next_end_ns();
+            self.run(cx, u64::MAX, 64, sent)?;
+            if self.h.next_end_ns() == before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// At most `max_steps` window steps; `newest_bin_end`: the newest bin
+    /// this node has sent (nothing is due before a source passes it).
+    fn run(
+        &mut self,
+        cx: &AnalysisContext<'_>,
+        newest_bin_end: u64,
+        max_steps: usize,
+        sent: &mut u64,
+    ) -> Result<(), Failure> {
+        self.last = Instant::now();
+        if self.h.next_end_ns().is_some_and(|n| newest_bin_end < n) {
+            return Ok(());
+        }
+        let Some(reader) = cx.reader.as_ref() else {
+            return Ok(());
+        };
+        let points = (cx.extents)().and_then(|ends| {
+            let ends = ends
+                .into_iter()
+                .map(|(source, e)| (source, e.bins_end_ns, e.ended));
+            match self.h.watermark(ends, Instant::now()) {
+                Some(mark) => self.h.due(reader.as_ref(), mark, max_steps),
+                None => Ok(Vec::new()),
+            }
+        });
+        let points = match points {
+            Ok(p) => p,
+            // The store's own errors are counted and shown by its writer;
+            // the points are made when it reads again.
+            Err(e) => {
+                if !self.warned {
+                    self.warned = true;
+                    eprintln!(
+                        "trafficscope: Hurst of the summed traffic: {e}; retried every second"
+                    );
+                }
+                return Ok(());
+            }
+        };
+        for p in points {
+            cx.status.hurst_points.fetch_add(1, Relaxed);
+            let o = Output::Hurst(p);
+            if let Some(l) = cx.live.filter(|l| l.receiver_count() > 0) {
+                let _ = l.send(Arc::new(o.clone()));
+            }
+            cx.tx
+                .send(o)
+                .map_err(|_| Failure::Input(anyhow::anyhow!("the store writer stopped")))?;
+            *sent += 1;
+        }
+        Ok(())
     }
 }
 

@@ -254,6 +254,76 @@ fn two_capture_nodes_one_analysis_node_give_the_local_totals_exactly() {
     assert_eq!(got, want);
 }
 
+/// Each analysis pipeline sees some partitions only, so the Hurst points
+/// come from the store's summed 0.1 s series: with the capture's flows
+/// spread over four partitions they must be the local run's points — same
+/// window ends, same estimates — for the total, TCP and UDP series.
+#[test]
+fn hurst_points_of_a_partitioned_capture_are_the_local_runs() {
+    let Some(base) = kafka() else { return };
+    let dir = temp_dir("hurst");
+    let url = format!("{base}/{}", topic("hurst"));
+    let cap = capture("video/netflix.pcap");
+    publish(&url, &cap, "node-a", &["--speed", "max"]);
+    let err = ok(
+        analysis_node(&url, &dir.join("kafka"), &topic("group"), &HURST)
+            .output()
+            .unwrap(),
+        "analysis node",
+    );
+    local_with(&[&cap], &dir.join("local"), &HURST);
+    let got = store::open_history(&dir.join("kafka")).unwrap();
+    let want = store::open_history(&dir.join("local")).unwrap();
+    let n = assert_same_hurst(&got, &want, &err);
+    // 90 s of traffic, windows of 25.6 s every 5 s.
+    assert!(n >= 10, "the local run made {n} points");
+}
+
+/// Hurst windows small enough for the short captures here.
+const HURST: [&str; 4] = ["--hurst-window", "256", "--hurst-every", "50"];
+
+/// The Hurst points of `got` are `want`'s: same series, window ends and
+/// estimates. Returns how many points the total series has.
+fn assert_same_hurst(got: &dyn History, want: &dyn History, log: &str) -> usize {
+    let mut total = 0;
+    for s in pipeline::SeriesName::ALL {
+        let (g, w) = (
+            got.hurst(s, 0, u64::MAX / 2).unwrap(),
+            want.hurst(s, 0, u64::MAX / 2).unwrap(),
+        );
+        let ends = |p: &[pipeline::HurstPoint]| p.iter().map(|p| p.end_ns).collect::<Vec<_>>();
+        assert_eq!(
+            ends(&g),
+            ends(&w),
+            "{s:?} window ends; analysis node: {log}"
+        );
+        for (a, b) in g.iter().zip(&w) {
+            let close = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+                (x, y) => x == y,
+            };
+            assert!(
+                close(a.local_whittle, b.local_whittle)
+                    && close(a.wavelet, b.wavelet)
+                    && close(a.burstiness, b.burstiness)
+                    && close(a.peak_to_mean, b.peak_to_mean)
+                    && a.window_bins == b.window_bins
+                    && a.errors == b.errors,
+                "{s:?} at {}: {a:?} vs the local {b:?}",
+                a.end_ns
+            );
+        }
+        if s == pipeline::SeriesName::Total {
+            assert!(
+                w.iter().any(|p| p.local_whittle.is_some()),
+                "some window must give an estimate: {w:?}"
+            );
+            total = w.len();
+        }
+    }
+    total
+}
+
 #[test]
 fn two_analysis_nodes_in_one_group_fill_clickhouse_with_the_local_totals_exactly() {
     let Some(base) = kafka() else { return };
@@ -276,6 +346,7 @@ fn two_analysis_nodes_in_one_group_fill_clickhouse_with_the_local_totals_exactly
         .iter()
         .map(|m| {
             analysis_node(&url, &dir.join(m), &group, &["--store", &store_url])
+                .args(HURST)
                 .stderr(Stdio::piped())
                 .stdout(Stdio::null())
                 .spawn()
@@ -295,11 +366,17 @@ fn two_analysis_nodes_in_one_group_fill_clickhouse_with_the_local_totals_exactly
         .collect();
     eprintln!("{}", logs.join("\n----\n"));
     assert!(assigned.iter().all(|a| *a), "each member read partitions");
-    local(&[&a, &b], &dir.join("local"));
+    local_with(&[&a, &b], &dir.join("local"), &HURST);
     let want = summary(&dir.join("local"));
-    let got = summary_of(&clickhouse_history(&ch, &db));
+    let chh = clickhouse_history(&ch, &db);
+    let got = summary_of(&chh);
     assert!(want.packets > 3000 && want.flows > 10, "{want:?}");
     assert_eq!(got, want);
+    // Both members make the summed points; each is stored once, and the
+    // newer capture's wait for the older one's sources only until they end.
+    let local = store::open_history(&dir.join("local")).unwrap();
+    let n = assert_same_hurst(&chh, &local, &logs.join("\n----\n"));
+    assert!(n >= 10, "the local run made {n} points");
 }
 
 #[test]

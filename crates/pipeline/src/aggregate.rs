@@ -321,6 +321,7 @@ impl BinAggregator {
             fine_bytes,
             fine,
             source: String::new(),
+            source_ended: false,
         };
         self.packets = 0;
         self.bytes = 0;

@@ -349,19 +349,13 @@ impl Pipeline {
                     if let Some(e) = h.push(v as f64) {
                         let end_ns = bin.start_ns + (i as u64 + 1) * bin.fine_width_ns;
                         self.status.hurst_points.fetch_add(1, Relaxed);
-                        self.out.push(Output::Hurst(HurstPoint {
-                            series: SeriesName::ALL[s],
+                        self.out.push(Output::Hurst(HurstPoint::from_estimate(
+                            SeriesName::ALL[s],
                             end_ns,
-                            window_bins: self.cfg.hurst_window as u64,
-                            bin_ns: bin.fine_width_ns,
-                            local_whittle: e.h_local_whittle,
-                            local_whittle_ci: e.ci_local_whittle,
-                            wavelet: e.h_wavelet,
-                            wavelet_ci: e.ci_wavelet,
-                            burstiness: e.burstiness,
-                            peak_to_mean: e.peak_to_mean,
-                            errors: e.errors,
-                        }));
+                            self.cfg.hurst_window as u64,
+                            bin.fine_width_ns,
+                            e,
+                        )));
                     }
                 }
             }

@@ -87,6 +87,11 @@ pub struct Status {
     pub bins: AtomicU64,
     pub windows: AtomicU64,
     pub hurst_points: AtomicU64,
+    /// Bins handed to the live stream and the store writer, counted before
+    /// they are broadcast: a stream subscribing now reads it, and what the
+    /// store has not committed of these bins the client could miss (they
+    /// went out before it subscribed), so its `hello` waits for the store.
+    pub bins_published: AtomicU64,
     /// The source has ended (file read to the end); the service may still serve.
     pub source_done: AtomicBool,
     /// Time spent per packet in decode + classification + aggregation, sampled.

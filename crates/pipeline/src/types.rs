@@ -159,6 +159,10 @@ pub struct Bin {
     /// keeps each source's bin and holds their sum as the bin.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+    /// The last bin of its source: the capture node ended the substream
+    /// (its source no longer holds back what waits for every source).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_ended: bool,
 }
 
 impl Bin {
@@ -192,6 +196,7 @@ impl Bin {
             fine_bytes: Default::default(),
             fine: Default::default(),
             source: String::new(),
+            source_ended: false,
         };
         for b in parts {
             out.packets += b.packets;
@@ -334,6 +339,44 @@ pub struct HurstPoint {
     pub peak_to_mean: Option<f64>,
     /// Why an estimator gave nothing (e.g. a constant window).
     pub errors: Vec<String>,
+}
+
+impl HurstPoint {
+    /// The point of the window `values` (fine bins of `bin_ns`) ending at
+    /// `end_ns`, by the estimators and settings the pipeline's sliding
+    /// windows use.
+    pub fn of_window(series: SeriesName, end_ns: u64, bin_ns: u64, values: &[f64]) -> HurstPoint {
+        let e = selfsim::sliding::estimate_window(
+            values,
+            &selfsim::estimators::LocalWhittleConfig::default(),
+            &selfsim::estimators::WaveletConfig::default(),
+        );
+        HurstPoint::from_estimate(series, end_ns, values.len() as u64, bin_ns, e)
+    }
+
+    /// The point of a window of `window_bins` fine bins of `bin_ns` ending
+    /// (exclusive) at `end_ns`, from the window's estimates.
+    pub fn from_estimate(
+        series: SeriesName,
+        end_ns: u64,
+        window_bins: u64,
+        bin_ns: u64,
+        e: selfsim::sliding::WindowEstimate,
+    ) -> HurstPoint {
+        HurstPoint {
+            series,
+            end_ns,
+            window_bins,
+            bin_ns,
+            local_whittle: e.h_local_whittle,
+            local_whittle_ci: e.ci_local_whittle,
+            wavelet: e.h_wavelet,
+            wavelet_ci: e.ci_wavelet,
+            burstiness: e.burstiness,
+            peak_to_mean: e.peak_to_mean,
+            errors: e.errors,
+        }
+    }
 }
 
 /// A finished flow with the classifier's final answer.

@@ -74,26 +74,39 @@ impl SlidingHurst {
         }
         let (a, b) = self.buf.as_slices();
         let w: Vec<f64> = a.iter().chain(b).copied().collect();
-        let mut errors = Vec::new();
-        let lw = local_whittle(&w, &self.lw)
-            .map_err(|e| errors.push(e.to_string()))
-            .ok();
-        let wav = wavelet_abry_veitch(&w, &self.wavelet)
-            .map_err(|e| errors.push(e.to_string()))
-            .ok();
-        let s = crate::Summary::of(&w);
-        if s.is_none() {
-            errors.push("window contains a non-finite value".into());
-        }
-        Some(WindowEstimate {
-            end_index: self.pushed - 1,
-            h_local_whittle: lw.as_ref().map(|e| e.h),
-            ci_local_whittle: lw.as_ref().and_then(|e| e.ci),
-            h_wavelet: wav.as_ref().map(|e| e.h),
-            ci_wavelet: wav.as_ref().and_then(|e| e.ci),
-            burstiness: s.as_ref().and_then(|s| s.variability),
-            peak_to_mean: s.as_ref().and_then(|s| s.peak_to_mean),
-            errors,
-        })
+        let mut e = estimate_window(&w, &self.lw, &self.wavelet);
+        e.end_index = self.pushed - 1;
+        Some(e)
+    }
+}
+
+/// The estimates of one window of values, as [`SlidingHurst`] makes them
+/// (`end_index` is the window's length less one). For a window held
+/// elsewhere, e.g. a series read back from a store.
+pub fn estimate_window(
+    w: &[f64],
+    lw_cfg: &LocalWhittleConfig,
+    wavelet_cfg: &WaveletConfig,
+) -> WindowEstimate {
+    let mut errors = Vec::new();
+    let lw = local_whittle(w, lw_cfg)
+        .map_err(|e| errors.push(e.to_string()))
+        .ok();
+    let wav = wavelet_abry_veitch(w, wavelet_cfg)
+        .map_err(|e| errors.push(e.to_string()))
+        .ok();
+    let s = crate::Summary::of(w);
+    if s.is_none() {
+        errors.push("window contains a non-finite value".into());
+    }
+    WindowEstimate {
+        end_index: w.len().saturating_sub(1),
+        h_local_whittle: lw.as_ref().map(|e| e.h),
+        ci_local_whittle: lw.as_ref().and_then(|e| e.ci),
+        h_wavelet: wav.as_ref().map(|e| e.h),
+        ci_wavelet: wav.as_ref().and_then(|e| e.ci),
+        burstiness: s.as_ref().and_then(|s| s.variability),
+        peak_to_mean: s.as_ref().and_then(|s| s.peak_to_mean),
+        errors,
     }
 }

@@ -29,6 +29,9 @@ const KINDS: [&str; 4] = ["bin", "window", "hurst", "flow"];
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What `EventSource` waits before reconnecting after a drop.
 const RETRY: Duration = Duration::from_secs(2);
+/// The longest a `hello` waits for the store to commit what was published
+/// before the stream began.
+const HELLO_WAIT: Duration = Duration::from_secs(3);
 /// Streams at once: each holds a receiver and a connection; a client that
 /// opens streams in a loop gets 503 rather than the server's memory.
 pub const MAX_STREAMS: usize = 64;
@@ -84,6 +87,9 @@ fn parse_kinds(q: &Query) -> Result<[bool; 4], ApiError> {
 
 struct Client {
     _slot: Slot,
+    ctx: Shared,
+    /// Bins the pipeline had published when this client subscribed.
+    published: u64,
     rx: broadcast::Receiver<Arc<Output>>,
     stop: watch::Receiver<bool>,
     want: [bool; 4],
@@ -97,8 +103,26 @@ enum Next {
 }
 
 impl Client {
+    /// Bins that went out before this client subscribed reach it only
+    /// through the store: the `hello` (after which a client queries) waits
+    /// until the store has committed them, so that a bin is never in
+    /// neither the answer nor the stream. The store commits within a
+    /// second; a failing store is not waited for beyond [`HELLO_WAIT`].
+    async fn wait_for_store(&mut self) {
+        let st = &self.ctx.app.store_stats;
+        let deadline = tokio::time::Instant::now() + HELLO_WAIT;
+        while st.bins_written.load(Ordering::Relaxed) < self.published
+            && !st.failing.load(Ordering::Relaxed)
+            && tokio::time::Instant::now() < deadline
+            && !*self.stop.borrow()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn next_event(&mut self) -> Option<Event> {
         if let Some(h) = self.hello.take() {
+            self.wait_for_store().await;
             return Some(h);
         }
         loop {
@@ -154,9 +178,15 @@ pub async fn stream(
             format!("too many live streams ({MAX_STREAMS}): close one and retry"),
         )
     })?;
+    // Subscribe first, then read what was published: a bin counted after
+    // this read is broadcast after the subscription, so the stream has it.
+    let rx = ctx.app.live.subscribe();
+    let published = ctx.app.status.bins_published.load(Ordering::SeqCst);
     let client = Client {
         _slot: slot,
-        rx: ctx.app.live.subscribe(),
+        ctx: ctx.clone(),
+        published,
+        rx,
         stop: ctx.stop.clone(),
         want,
         hello: Some(hello),

@@ -87,6 +87,7 @@ fn bin(start: u64) -> Bin {
         fine: [&fine, &tcp, &udp].map(|v| pipeline::aggregate::fine_stats(v)),
         fine_bytes: [fine, tcp, udp],
         source: String::new(),
+        source_ended: false,
     }
 }
 

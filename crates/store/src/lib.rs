@@ -22,6 +22,7 @@ pub mod query;
 pub mod read;
 pub mod schema;
 pub mod stats;
+pub mod summed_hurst;
 pub mod time;
 pub mod write;
 pub mod writer_loop;
@@ -40,6 +41,20 @@ pub use query::{
 };
 pub use read::{Reader, ReaderPool};
 pub use stats::StoreStats;
+pub use summed_hurst::SummedHurst;
+
+/// How far one source's durable history reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceExtent {
+    /// End of its newest bin and of its newest evaluation window, ns.
+    pub bins_end_ns: u64,
+    pub windows_end_ns: u64,
+    /// Its newest bin is its last: the capture node ended the substream.
+    pub ended: bool,
+}
+
+/// Source name → its extent.
+pub type SourceExtents = std::collections::BTreeMap<String, SourceExtent>;
 pub use write::Writer;
 pub use writer_loop::{spawn_writer, OnWritten, OutputSink, WriterOptions, WriterSummary};
 
@@ -260,36 +275,47 @@ impl Store {
         ))
     }
 
-    /// How far each source's durable history reaches: source → (end of
-    /// its newest bin, end of its newest evaluation window), ns. An
-    /// analysis node that replays a partition from its committed offset
-    /// skips what ends at or before these (already stored whole).
-    pub fn source_extents(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, StoreError> {
+    /// How far each source's durable history reaches (see
+    /// [`SourceExtent`]). An analysis node that replays a partition from
+    /// its committed offset skips what ends at or before these (already
+    /// stored whole).
+    pub fn source_extents(&self) -> Result<SourceExtents, StoreError> {
         let conn = schema::open_reader(&self.path)?;
-        let read = || -> rusqlite::Result<std::collections::BTreeMap<String, (u64, u64)>> {
+        let read = || -> rusqlite::Result<SourceExtents> {
             let cat = Catalog::load(&conn)?;
-            let mut out = std::collections::BTreeMap::<String, (u64, u64)>::new();
+            let mut out = SourceExtents::new();
             for (kind, slot) in [(Kind::SrcBins, 0), (Kind::SrcWindows, 1)] {
                 for d in cat.days(kind) {
                     let t = &cat.parts[&(kind, d)];
-                    let mut st = conn.prepare(&format!(
-                        "SELECT source, max(start_ns), max(json_extract(row, '$.width_ns')),
-                            max(json_extract(row, '$.end_ns')) FROM {t} GROUP BY source"
-                    ))?;
+                    // SQLite takes the bare columns from the row with the
+                    // largest start: the newest bin's width and end mark.
+                    let mut st = conn.prepare(&if slot == 0 {
+                        format!(
+                            "SELECT source, max(start_ns), json_extract(row, '$.width_ns'),
+                                json_extract(row, '$.source_ended'), 0 FROM {t} GROUP BY source"
+                        )
+                    } else {
+                        format!(
+                            "SELECT source, max(start_ns), 0, 0,
+                                max(json_extract(row, '$.end_ns')) FROM {t} GROUP BY source"
+                        )
+                    })?;
                     let mut rows = st.query([])?;
                     while let Some(r) = rows.next()? {
                         let source: String = r.get(0)?;
                         let start = r.get::<_, i64>(1)?.max(0) as u64;
-                        let end = if slot == 0 {
-                            start + r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64
-                        } else {
-                            r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64
-                        };
                         let e = out.entry(source).or_default();
-                        let v = if slot == 0 { &mut e.0 } else { &mut e.1 };
-                        *v = (*v).max(end);
+                        if slot == 0 {
+                            let end =
+                                start + r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64;
+                            if end > e.bins_end_ns {
+                                e.bins_end_ns = end;
+                                e.ended = r.get::<_, Option<i64>>(3)?.unwrap_or(0) != 0;
+                            }
+                        } else {
+                            let end = r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;
+                            e.windows_end_ns = e.windows_end_ns.max(end);
+                        }
                     }
                 }
             }

@@ -229,4 +229,12 @@ pub trait History: Send + Sync {
     ) -> Result<Vec<HurstPoint>, crate::StoreError>;
     fn flows(&self, q: &FlowQuery) -> Result<FlowPage, crate::StoreError>;
     fn extent(&self) -> Result<Extent, crate::StoreError>;
+    /// The start of the first bin (finest tier) at or after `t_ns`: where
+    /// the history goes on after a gap.
+    fn first_bin_from(&self, t_ns: u64) -> Result<Option<u64>, crate::StoreError> {
+        let _ = t_ns;
+        Err(crate::StoreError::Query(
+            "this history cannot look for the next bin".into(),
+        ))
+    }
 }

@@ -187,6 +187,9 @@ macro_rules! history_via_q {
             fn extent(&self) -> Result<$crate::query::Extent, $crate::StoreError> {
                 self.with(|x| x.extent())
             }
+            fn first_bin_from(&self, t_ns: u64) -> Result<Option<u64>, $crate::StoreError> {
+                self.with(|x| x.first_bin_from(t_ns))
+            }
         }
     };
 }
@@ -1224,6 +1227,34 @@ impl Q<'_> {
             )?;
         }
         Ok(FlowPage { total, flows })
+    }
+
+    /// The start of the first base bin at or after `t`: where the history
+    /// goes on after a gap.
+    pub(crate) fn first_bin_from(&self, t: u64) -> R<Option<u64>> {
+        let base = Tier::Base(self.base_width()?);
+        let (kind, _, _) = base.kinds();
+        let Some((_, last)) = self.e.bounds(kind)? else {
+            return Ok(None);
+        };
+        if last < t {
+            return Ok(None);
+        }
+        let hi = last.saturating_add(1);
+        let Some(sql) = self.union(kind, t, hi, "start_ns", "start_ns >= ?1 AND start_ns < ?2")?
+        else {
+            return Ok(None);
+        };
+        let mut first: Option<u64> = None;
+        self.each(
+            &format!("SELECT min(start_ns) FROM ({sql}) AS s"),
+            &[P::I(i(t)), P::I(i(hi))],
+            |r| {
+                first = r.int(0)?.map(|v| v.max(0) as u64);
+                Ok(())
+            },
+        )?;
+        Ok(first)
     }
 
     /// The tiers of bins, finest first, with the data they hold. The fine

@@ -215,6 +215,17 @@ fn answers_equal_the_embedded_store() {
 
     let l = lite.history().unwrap();
     let c = ch.history();
+    // Where the bins go on after each gap of the history written above.
+    for (t, want) in [
+        (0, Some(T0 + 5 * S)),
+        (T0 + 100 * S, Some(T0 + 100 * S)),
+        (T0 + 175 * S, Some(T0 + 300 * S)),
+        (T0 + 320 * S, Some(T0 + 600 * S)),
+        (T0 + 610 * S, None),
+    ] {
+        assert_eq!(l.first_bin_from(t).unwrap(), want, "embedded, from {t}");
+        assert_eq!(c.first_bin_from(t).unwrap(), want, "ClickHouse, from {t}");
+    }
     let mut diffs = Vec::new();
     let ranges = [
         (T0, T0 + 700 * S),

@@ -730,9 +730,12 @@ async function start() {
   // lost between the answer and the stream.
   await new Promise((resolve) => {
     helloWaiters.push(resolve);
-    setTimeout(resolve, 3000);
+    setTimeout(resolve, 4000);
     openStream();
   });
+  // The hello came once the store held every bin sent before the stream
+  // began; the newest time read again so the range covers them all.
+  await refreshNewest().catch(() => {});
   await reload();
   pollHealth();
   setInterval(pollHealth, 5000);

@@ -95,6 +95,7 @@ fn bin(i: u64) -> Bin {
         fine_bytes: [fine(bytes), fine(w * 100), fine(v * 1000)],
         fine: [fine_stats(bytes), fine_stats(w * 100), fine_stats(v * 1000)],
         source: String::new(),
+        source_ended: false,
     }
 }
 

@@ -53,6 +53,54 @@ fn hello_then_outputs_by_kind() {
     }
 }
 
+/// A bin broadcast before a client subscribed reaches it only through the
+/// store: its `hello` (after which the page queries) waits until the store
+/// has committed every bin published so far, and no longer than that.
+#[test]
+fn hello_waits_until_the_store_holds_what_was_published_before() {
+    let s = start(None, 16);
+    s.status.bins_published.store(7, Relaxed);
+    s.stats.bins_written.store(6, Relaxed);
+    let stats = s.stats.clone();
+    let committer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        stats.bins_written.store(7, Relaxed);
+        Instant::now()
+    });
+    let mut sse = Sse::open(s.addr(), "/api/v1/stream", &[]);
+    assert_eq!(sse.event().unwrap().0, "hello");
+    let hello_at = Instant::now();
+    let committed_at = committer.join().unwrap();
+    assert!(
+        hello_at >= committed_at,
+        "hello came {:?} before the store committed the published bin",
+        committed_at - hello_at
+    );
+    assert!(hello_at - committed_at < Duration::from_millis(500));
+
+    // With everything committed, it comes at once.
+    let t = Instant::now();
+    let mut sse = Sse::open(s.addr(), "/api/v1/stream", &[]);
+    assert_eq!(sse.event().unwrap().0, "hello");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // A store that cannot write is not waited for.
+    s.status.bins_published.store(9, Relaxed);
+    s.stats.failing.store(true, Relaxed);
+    let t = Instant::now();
+    let mut sse = Sse::open(s.addr(), "/api/v1/stream", &[]);
+    assert_eq!(sse.event().unwrap().0, "hello");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn kinds_filter() {
     let s = start(None, 16);

@@ -442,9 +442,7 @@ impl ClickHouse {
     }
 
     /// As [`crate::Store::source_extents`].
-    pub fn source_extents(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, (u64, u64)>, StoreError> {
+    pub fn source_extents(&self) -> Result<crate::SourceExtents, StoreError> {
         read::source_extents(&self.client).map_err(|e| self.client.fail("cannot read", &e))
     }
 }

@@ -32,11 +32,9 @@ fn field(row: &[Option<String>], k: usize) -> Option<&str> {
     row.get(k).and_then(|f| f.as_deref())
 }
 
-/// Per source: (end of its newest bin, end of its newest window), ns.
-pub(crate) fn source_extents(
-    c: &Client,
-) -> Result<std::collections::BTreeMap<String, (u64, u64)>, ChError> {
-    let mut out = std::collections::BTreeMap::<String, (u64, u64)>::new();
+/// Per source: how far its history reaches (see [`crate::SourceExtent`]).
+pub(crate) fn source_extents(c: &Client) -> Result<crate::SourceExtents, ChError> {
+    let mut out = crate::SourceExtents::new();
     for (kind, slot) in [(Kind::SrcBins, 0), (Kind::SrcWindows, 1)] {
         let text = c.exec(
             &format!(
@@ -53,14 +51,16 @@ pub(crate) fn source_extents(
             };
             let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
             let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-            let end = if slot == 0 {
-                g("start_ns") + g("width_ns")
-            } else {
-                g("end_ns")
-            };
             let e = out.entry(source.to_string()).or_default();
-            let v = if slot == 0 { &mut e.0 } else { &mut e.1 };
-            *v = (*v).max(end);
+            if slot == 0 {
+                e.bins_end_ns = g("start_ns") + g("width_ns");
+                e.ended = v
+                    .get("source_ended")
+                    .and_then(|x| x.as_bool())
+                    .unwrap_or(false);
+            } else {
+                e.windows_end_ns = g("end_ns");
+            }
         }
     }
     Ok(out)

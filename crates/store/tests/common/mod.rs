@@ -149,6 +149,7 @@ pub fn bin(start: u64, seed: u64) -> Bin {
         fine_bytes: [fine_total, fine_tcp, fine_udp],
         fine,
         source: String::new(),
+        source_ended: false,
     }
 }
 
@@ -167,6 +168,7 @@ pub fn empty_bin(start: u64) -> Bin {
         fine_bytes: [vec![0; 10], vec![0; 10], vec![0; 10]],
         fine: [FineStats::default(); 3],
         source: String::new(),
+        source_ended: false,
     }
 }
 
