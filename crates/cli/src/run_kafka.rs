@@ -159,9 +159,10 @@ pub fn publish(
     let dropped = stats.dropped_queue_full.load(Relaxed);
     eprintln!(
         "trafficscope: {records} records published to {url} in {secs:.1} s ({:.0}/s): {acked} \
-         acknowledged, {dropped} dropped (queue full), {:.1} bytes/record before compression, \
-         {} retried sends",
+         acknowledged in {} messages, {dropped} dropped (queue full), {:.1} bytes/record before \
+         compression, {} retried sends",
         records as f64 / secs,
+        stats.messages_acked.load(Relaxed),
         if acked > 0 {
             bytes as f64 / acked as f64
         } else {
@@ -303,6 +304,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
         .map_err(Failure::Usage)?;
     let sub = Subscriber::connect(&url, &k.group, Duration::from_secs(10))
         .map_err(|e| Failure::Input(anyhow::anyhow!(e)))?;
+    cx.status.kafka_consumer.store(true, Relaxed);
     eprintln!(
         "trafficscope: analysis node in group {} reading {url}",
         k.group
@@ -491,6 +493,18 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
         cx.status
             .queue_len
             .store(sent.saturating_sub(durable), Relaxed);
+        let ks = sub.stats();
+        let read_not_committed: usize = parts.values().map(|q| q.log.len()).sum();
+        cx.status.kafka_lag_messages.store(
+            ks.behind.load(Relaxed) + ks.queued.load(Relaxed) + read_not_committed as u64,
+            Relaxed,
+        );
+        cx.status
+            .kafka_lag_known
+            .store(ks.known.load(Relaxed), Relaxed);
+        cx.status
+            .kafka_partitions
+            .store(ks.partitions.load(Relaxed), Relaxed);
         if last_commit.elapsed() >= Duration::from_millis(200) {
             last_commit = Instant::now();
             let mut offsets = BTreeMap::new();

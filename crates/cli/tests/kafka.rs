@@ -597,6 +597,118 @@ fn published(err: &str) -> (u64, u64, u64) {
     )
 }
 
+/// The consumer group's lag, as `/metrics` shows it while an analysis node
+/// works through a topic filled beforehand: never more than the messages
+/// published, above zero while offsets wait for the store, and back to
+/// zero once everything is committed.
+#[test]
+fn the_consumer_lag_is_measured_and_returns_to_zero() {
+    let Some(base) = kafka() else { return };
+    let dir = temp_dir("lag");
+    let url = format!("{base}/{}", topic("lag"));
+    let err = publish(
+        &url,
+        &capture("video/netflix.pcap"),
+        "node-a",
+        &["--speed", "max"],
+    );
+    let line = err
+        .lines()
+        .find(|l| l.contains("records published to"))
+        .unwrap();
+    let messages: u64 = line
+        .split(" messages,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no message count: {line}"));
+    assert!(messages >= 4, "{line}");
+    let mut child = Command::new("timeout")
+        .args(["60", bin(), "run", "--from", &url, "--group", &topic("g")])
+        .args([
+            "--data",
+            dir.join("store").to_str().unwrap(),
+            "--exit-idle",
+            "4s",
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(KEEP)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let mut log = String::new();
+    let addr = loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no URL: {log}"));
+        log.push_str(&l);
+        log.push('\n');
+        if let Some(rest) = l.split("serving http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    let gauge = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    let (mut lags, mut owned) = (Vec::new(), 0);
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = metrics_text(&addr) {
+            owned = owned.max(gauge(&text, "trafficscope_kafka_partitions_owned").unwrap_or(0));
+            if let Some(l) = gauge(&text, "trafficscope_kafka_consumer_lag_messages") {
+                lags.push(l);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    while let Ok(l) = rx.try_recv() {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{log}");
+    eprintln!("lag readings every 40 ms: {lags:?} ({messages} messages published)");
+    assert_eq!(owned, 4, "{log}");
+    let max = lags.iter().copied().max().unwrap_or(0);
+    assert!(
+        max > 0 && max <= messages,
+        "lag readings {lags:?} of {messages} messages"
+    );
+    let peak = lags.iter().position(|&l| l == max).unwrap();
+    assert!(
+        lags[peak..].contains(&0),
+        "the lag never came back to 0: {lags:?}\n{log}"
+    );
+}
+
+/// `/metrics` of a running service, as text.
+fn metrics_text(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
 #[test]
 fn a_frozen_broker_is_ridden_out_within_the_buffer_and_drops_are_counted() {
     let Some(broker) = PrivateBroker::start("frozen-broker") else {

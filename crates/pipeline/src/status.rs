@@ -92,6 +92,14 @@ pub struct Status {
     /// store has not committed of these bins the client could miss (they
     /// went out before it subscribed), so its `hello` waits for the store.
     pub bins_published: AtomicU64,
+    /// An analysis node (`run --from kafka://…`): its consumer group's lag
+    /// over the partitions it owns, in messages not yet committed (in the
+    /// broker, fetched, or read and waiting for the store), whether it is
+    /// known (every partition fetched once), and the partitions owned.
+    pub kafka_consumer: AtomicBool,
+    pub kafka_lag_messages: AtomicU64,
+    pub kafka_lag_known: AtomicBool,
+    pub kafka_partitions: AtomicU64,
     /// The source has ended (file read to the end); the service may still serve.
     pub source_done: AtomicBool,
     /// Time spent per packet in decode + classification + aggregation, sampled.

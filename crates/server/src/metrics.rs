@@ -192,6 +192,24 @@ pub fn render(ctx: &Shared) -> String {
         "Items waiting in the queue to the sinks over its capacity.",
         fill,
     );
+    if s.kafka_consumer.load(Relaxed) {
+        t.one(
+            "trafficscope_kafka_partitions_owned",
+            "gauge",
+            "Kafka partitions this analysis node owns in its consumer group.",
+            c(&s.kafka_partitions),
+        );
+        // Absent until every owned partition has been fetched once.
+        if s.kafka_lag_known.load(Relaxed) {
+            t.one(
+                "trafficscope_kafka_consumer_lag_messages",
+                "gauge",
+                "Messages of the owned partitions not committed yet: in the broker past the \
+                 consumer, fetched, or read and waiting for the store.",
+                c(&s.kafka_lag_messages),
+            );
+        }
+    }
     t.family(
         "trafficscope_stage_latency_seconds",
         "histogram",

@@ -113,6 +113,15 @@ pub async fn summary(
             "spooled_batches": st.spooled_batches.load(Relaxed),
             "spooled_bytes": st.spooled_bytes.load(Relaxed),
         },
+        "kafka": if s.kafka_consumer.load(Relaxed) {
+            json!({
+                "partitions": s.kafka_partitions.load(Relaxed),
+                "lag_messages": s.kafka_lag_known.load(Relaxed)
+                    .then(|| s.kafka_lag_messages.load(Relaxed)),
+            })
+        } else {
+            Value::Null
+        },
         "pcap": crate::pcap::summary(ctx.app.pcap.as_ref()),
         "classes": ctx.app.info.classes,
         "info": ctx.app.info,

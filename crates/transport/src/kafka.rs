@@ -616,9 +616,25 @@ pub enum Event {
     Failed(String),
 }
 
+/// How far an analysis node's consumer is behind its partitions' ends.
+#[derive(Debug, Default)]
+pub struct ConsumeStats {
+    /// Messages in the broker past the consumer's position, summed over
+    /// the partitions it owns (high watermarks as of each partition's last
+    /// fetch, checked twice a second).
+    pub behind: AtomicU64,
+    /// Every owned partition's high watermark is known.
+    pub known: AtomicBool,
+    /// Messages fetched and handed over, not yet taken by `next`.
+    pub queued: AtomicU64,
+    /// Partitions owned now.
+    pub partitions: AtomicU64,
+}
+
 /// An analysis node's consumer group membership.
 pub struct Subscriber {
     events: std::sync::mpsc::Receiver<Event>,
+    stats: Arc<ConsumeStats>,
     commits: mpsc::UnboundedSender<BTreeMap<i32, i64>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -633,15 +649,23 @@ impl Subscriber {
         let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(16);
         let (c_tx, c_rx) = mpsc::unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let (u, g, s) = (url.clone(), group.to_string(), stop.clone());
+        let stats = Arc::new(ConsumeStats::default());
+        let side = ConsumerSide {
+            events: ev_tx,
+            commits: c_rx,
+            stop: stop.clone(),
+            stats: stats.clone(),
+        };
+        let (u, g) = (url.clone(), group.to_string());
         let (thread, ()) = start_client(
             "kafka-consumer",
             url,
             timeout + Duration::from_secs(5),
-            move |ready| consume(u, g, timeout, ev_tx, c_rx, s, ready),
+            move |ready| consume(u, g, timeout, side, ready),
         )?;
         Ok(Subscriber {
             events: ev_rx,
+            stats,
             commits: c_tx,
             stop,
             thread: Some(thread),
@@ -653,12 +677,22 @@ impl Subscriber {
     /// The next event, waiting at most `timeout` (None: nothing came).
     pub fn next(&self, timeout: Duration) -> Option<Event> {
         match self.events.recv_timeout(timeout) {
-            Ok(e) => Some(e),
+            Ok(e) => {
+                if let Event::Messages(b) = &e {
+                    self.stats.queued.fetch_sub(b.len() as u64, Relaxed);
+                }
+                Some(e)
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 Some(Event::Failed("the Kafka consumer stopped".into()))
             }
         }
+    }
+
+    /// How far the consumer is behind the broker.
+    pub fn stats(&self) -> &ConsumeStats {
+        &self.stats
     }
 
     /// Commits, per partition, the offset of the next message to read.
@@ -683,15 +717,27 @@ impl Subscriber {
     }
 }
 
+/// The consumer thread's ends of what it shares with its [`Subscriber`].
+struct ConsumerSide {
+    events: std::sync::mpsc::SyncSender<Event>,
+    commits: mpsc::UnboundedReceiver<BTreeMap<i32, i64>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<ConsumeStats>,
+}
+
 async fn consume(
     url: KafkaUrl,
     group: String,
     timeout: Duration,
-    events: std::sync::mpsc::SyncSender<Event>,
-    mut commits: mpsc::UnboundedReceiver<BTreeMap<i32, i64>>,
-    stop: Arc<AtomicBool>,
+    side: ConsumerSide,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
+    let ConsumerSide {
+        events,
+        mut commits,
+        stop,
+        stats,
+    } = side;
     let kafka = match connect_kafka(&url, timeout).await {
         Ok(k) => k,
         Err(e) => {
@@ -764,6 +810,19 @@ async fn consume(
                     break;
                 }
             }
+            // Watermarks cached from fetch responses: no request is sent.
+            let (mut behind, mut known) = (0u64, true);
+            for (tp, l) in consumer.lag().await {
+                if tp.topic == url.topic && assigned.contains(&tp.partition) {
+                    match l.lag {
+                        Some(n) => behind += n,
+                        None => known = false,
+                    }
+                }
+            }
+            stats.behind.store(behind, Relaxed);
+            stats.known.store(known, Relaxed);
+            stats.partitions.store(assigned.len() as u64, Relaxed);
         }
         match consumer.poll(Duration::from_millis(200)).await {
             Ok(recs) if recs.is_empty() => {}
@@ -778,6 +837,7 @@ async fn consume(
                         })
                     })
                     .collect();
+                stats.queued.fetch_add(batch.len() as u64, Relaxed);
                 if events.send(Event::Messages(batch)).is_err() {
                     break;
                 }
