@@ -7,6 +7,7 @@ mod capture_cmd;
 mod classify_cmd;
 mod demo_cmd;
 mod flows;
+mod flows_to;
 mod generate_cmd;
 mod input;
 mod packets;

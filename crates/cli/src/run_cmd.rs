@@ -383,6 +383,11 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         (Some(live_tx), Some(handle))
     };
 
+    let flows_out = crate::flows_to::FlowsOut::connect(
+        args.kafka.flows_to.as_deref(),
+        args.kafka.partitions,
+        status.clone(),
+    )?;
     if let Some((model, labels, pcfg)) = for_kafka {
         if let Some(f) = hooks.capturing.take() {
             f();
@@ -400,9 +405,13 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
                 durable: durable.clone(),
                 extents: &|| store.source_extents(),
                 reader: Some(store.history()?),
+                flows_out: flows_out.as_ref(),
             },
         );
         status.source_done.store(true, Relaxed);
+        if let Some(f) = flows_out {
+            f.finish();
+        }
         drop(tx);
         let written = writer_thread
             .join()
@@ -446,6 +455,9 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
         for o in pipe.drain() {
             if matches!(o, Output::Bin(_)) {
                 status.bins_published.fetch_add(1, Relaxed);
+            }
+            if let Some(f) = &flows_out {
+                f.offer(&o);
             }
             // Copied for the live stream only while someone listens.
             if let Some(l) = live_tx.as_ref().filter(|l| l.receiver_count() > 0) {
@@ -499,6 +511,9 @@ pub fn run_with(args: RunArgs, mut hooks: Hooks) -> Result<(), Failure> {
     pipe.finish();
     let sent = send(&mut pipe, true);
     status.source_done.store(true, Relaxed);
+    if let Some(f) = flows_out {
+        f.finish();
+    }
     input.report_live();
     // Every packet read is in the ring (and the index) before the history is served.
     if let (Some(ring), Some(w)) = (&ring, ring_writer.take()) {

@@ -12,13 +12,20 @@
 //! every open flow whole; outputs the store already holds for that source
 //! are skipped.
 
+#[cfg(feature = "kafka")]
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "kafka")]
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "kafka")]
+use std::time::Instant;
 
 use clap::Args;
-use pipeline::{Event, Input, Output, Pipeline, PipelineConfig, SourceConfig, Status};
+#[cfg(feature = "kafka")]
+use pipeline::{Event, Input, Pipeline};
+use pipeline::{Output, PipelineConfig, SourceConfig, Status};
 
 use crate::Failure;
 
@@ -59,8 +66,15 @@ pub struct KafkaArgs {
     /// Ctrl-C.
     #[arg(long = "exit-idle", value_name = "DURATION", value_parser = crate::parse_duration)]
     pub exit_idle: Option<Duration>,
+    /// Also send each finished flow as JSON (the live stream's `flow`
+    /// event) to this Kafka topic (kafka://HOST:PORT/TOPIC), for other
+    /// consumers; created with --partitions when missing. Local runs and
+    /// analysis nodes.
+    #[arg(long = "flows-to", value_name = "URL", conflicts_with = "to")]
+    pub flows_to: Option<String>,
 }
 
+#[cfg(feature = "kafka")]
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -181,6 +195,7 @@ pub fn publish(
 }
 
 /// What an analysis node shares with `run`'s wiring.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub struct AnalysisContext<'a> {
     pub model: classify::ModelFile,
     pub labels: Option<classify::Labels>,
@@ -201,6 +216,8 @@ pub struct AnalysisContext<'a> {
     /// head was committed before a restart) is recognised as a piece of a
     /// stored flow and not stored again.
     pub reader: Option<Arc<dyn store::History>>,
+    /// `--flows-to`: finished flows as JSON to Kafka.
+    pub flows_out: Option<&'a crate::flows_to::FlowsOut>,
 }
 
 #[cfg(not(feature = "kafka"))]
@@ -474,6 +491,9 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                         if let Output::Bin(b) = &o {
                             cx.status.bins_published.fetch_add(1, Relaxed);
                             newest_bin_end = newest_bin_end.max(b.start_ns + b.width_ns);
+                        }
+                        if let Some(f) = cx.flows_out {
+                            f.offer(&o);
                         }
                         if let Some(l) = cx.live.filter(|l| l.receiver_count() > 0) {
                             let _ = l.send(Arc::new(o.clone()));

@@ -7,6 +7,7 @@
 //!
 //! Needs `TS_KAFKA` (`eval "$(scripts/services env)"`): without it the
 //! tests fail in CI (`CI` set) and are skipped elsewhere.
+#![cfg(feature = "kafka")]
 
 mod common;
 
@@ -693,6 +694,87 @@ fn the_consumer_lag_is_measured_and_returns_to_zero() {
         lags[peak..].contains(&0),
         "the lag never came back to 0: {lags:?}\n{log}"
     );
+}
+
+/// `--flows-to`: every finished flow of a local run reaches the topic once,
+/// as JSON equal to the flow the store holds (the API's flow row).
+#[test]
+fn flows_to_kafka_are_the_stored_flows() {
+    let Some(base) = kafka() else { return };
+    let dir = temp_dir("flows-to");
+    let url = format!("{base}/{}", topic("flows"));
+    let cap = capture("video/netflix.pcap");
+    let err = local_with(&[&cap], &dir.join("store"), &["--flows-to", &url]);
+    assert!(
+        err.contains("0 dropped (queue full), 0 not acknowledged"),
+        "{err}"
+    );
+    let h = store::open_history(&dir.join("store")).unwrap();
+    let page = h
+        .flows(&store::FlowQuery {
+            from_ns: 0,
+            to_ns: u64::MAX / 2,
+            class: None,
+            app: None,
+            addr: None,
+            port: None,
+            sort: store::FlowSort::Start,
+            descending: false,
+            limit: 10_000,
+            offset: 0,
+        })
+        .unwrap();
+    assert!(page.flows.len() > 10, "{}", page.flows.len());
+    let key = |f: &serde_json::Value| {
+        let r = &f["record"];
+        format!(
+            "{} {} {} {} {} {}",
+            r["start_ns"], r["protocol"], r["src"], r["src_port"], r["dst"], r["dst_port"]
+        )
+    };
+    let mut want: Vec<(String, serde_json::Value)> =
+        page.flows.iter().map(|f| (key(f), f.clone())).collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let u: transport::kafka::KafkaUrl = url.parse().unwrap();
+    let sub = transport::kafka::Subscriber::connect(&u, &topic("reader"), Duration::from_secs(10))
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < want.len() && Instant::now() < deadline {
+        if let Some(transport::kafka::Event::Messages(batch)) = sub.next(Duration::from_millis(200))
+        {
+            for d in batch {
+                let v: serde_json::Value = serde_json::from_slice(&d.value).unwrap();
+                assert_eq!(v["kind"], "flow", "{v}");
+                got.push((key(&v), v));
+            }
+        }
+    }
+    // Nothing more than the flows: wait a moment for strays.
+    while let Some(e) = sub.next(Duration::from_millis(500)) {
+        if let transport::kafka::Event::Messages(batch) = e {
+            got.extend(batch.iter().map(|d| {
+                let v: serde_json::Value = serde_json::from_slice(&d.value).unwrap();
+                (key(&v), v)
+            }));
+        }
+    }
+    sub.close();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got.len(), want.len(), "flows in the topic vs the store");
+    for ((gk, g), (wk, w)) in got.iter().zip(&want) {
+        assert_eq!(gk, wk);
+        for field in [
+            "record",
+            "class",
+            "confidence",
+            "probabilities",
+            "true_class",
+        ] {
+            assert_eq!(g[field], w[field], "{gk}: {field}");
+        }
+    }
 }
 
 /// `/metrics` of a running service, as text.

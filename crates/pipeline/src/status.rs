@@ -77,6 +77,9 @@ pub struct Status {
     pub records_duplicate: AtomicU64,
     /// Outputs dropped because the queue to the sinks was full.
     pub drops_queue: AtomicU64,
+    /// Finished flows `--flows-to` could not queue for Kafka (its buffer
+    /// was full: the broker is slow or unreachable).
+    pub drops_flows_to: AtomicU64,
     /// Items waiting in the queue to the sinks, and its capacity.
     pub queue_len: AtomicU64,
     pub queue_capacity: AtomicU64,

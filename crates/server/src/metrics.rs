@@ -168,7 +168,7 @@ pub fn render(ctx: &Shared) -> String {
     t.family(
         "trafficscope_drops_total",
         "counter",
-        "Drops by cause: kernel (frames, capture ring full), queue (outputs, queue to the sinks full), store (outputs, store failing and its memory bound reached).",
+        "Drops by cause: kernel (frames, capture ring full), queue (outputs, queue to the sinks full), flows_to (finished flows, --flows-to buffer full), store (outputs, store failing and its memory bound reached).",
     );
     // A coercion, so this reads the counter whether `Status` holds it
     // plainly or behind an `Arc` shared with the capture thread.
@@ -176,6 +176,7 @@ pub fn render(ctx: &Shared) -> String {
     for (cause, a) in [
         ("kernel", kernel),
         ("queue", &s.drops_queue),
+        ("flows_to", &s.drops_flows_to),
         ("store", &st.drops),
     ] {
         t.sample("trafficscope_drops_total", &[("cause", cause)], c(a));

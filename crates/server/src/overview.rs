@@ -97,6 +97,7 @@ pub async fn summary(
         "drops": {
             "kernel": s.drops_kernel.load(Relaxed),
             "queue": s.drops_queue.load(Relaxed),
+            "flows_to": s.drops_flows_to.load(Relaxed),
             "store": st.drops.load(Relaxed),
         },
         "queue": {"len": len, "capacity": cap, "fill_ratio": fill},

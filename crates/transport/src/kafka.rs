@@ -139,9 +139,9 @@ pub struct PublishStats {
     pub last_error: Mutex<String>,
 }
 
-struct Msg {
-    bytes: Vec<u8>,
-    records: u64,
+pub(crate) struct Msg {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) records: u64,
 }
 
 /// A capture node's connection: see the module documentation.
@@ -291,7 +291,7 @@ impl Publisher {
 /// Runs a client's `task` on a Tokio runtime of its own thread and waits
 /// (at most `wait`) for the task to say it is ready (connected, topic
 /// known) or why it is not.
-fn start_client<T, F>(
+pub(crate) fn start_client<T, F>(
     name: &str,
     url: &KafkaUrl,
     wait: Duration,
@@ -509,7 +509,7 @@ async fn partitions_of(kafka: &Kafka, url: &KafkaUrl, create: i32) -> Result<usi
     Ok(create as usize)
 }
 
-async fn produce(
+pub(crate) async fn produce(
     url: KafkaUrl,
     opts: PublisherOptions,
     stats: Arc<PublishStats>,

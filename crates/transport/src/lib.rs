@@ -12,6 +12,8 @@ pub mod record;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
+pub mod kafka_json;
 
 pub use encode::{flow_key_hash, Encoder, PayloadWindow};
 pub use record::{BatchWriter, DecodeError, Kind, Message, PacketRecord};

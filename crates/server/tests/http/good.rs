@@ -274,7 +274,7 @@ fn summary_and_health_from_the_live_counters() {
     assert_eq!(b["totals"]["flows_by_class"]["video"], 3);
     assert_eq!(
         b["drops"],
-        serde_json::json!({"kernel": 3, "queue": 4, "store": 5})
+        serde_json::json!({"kernel": 3, "queue": 4, "flows_to": 6, "store": 5})
     );
     assert_eq!(b["queue"]["fill_ratio"], 0.25);
     assert_eq!(b["store"]["failing"], false);

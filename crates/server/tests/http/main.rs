@@ -64,6 +64,7 @@ pub fn status() -> Status {
     s.last_packet_ns.store(T0 + NBINS * S - S / 2, Relaxed);
     s.drops_kernel.store(3, Relaxed);
     s.drops_queue.store(4, Relaxed);
+    s.drops_flows_to.store(6, Relaxed);
     s.queue_len.store(25, Relaxed);
     s.queue_capacity.store(100, Relaxed);
     s.open_flows.store(17, Relaxed);

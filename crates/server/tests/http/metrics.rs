@@ -151,7 +151,12 @@ fn metrics_are_valid_text_with_the_live_values() {
         2.0
     );
     assert_eq!(get("trafficscope_flows_total", &[("class", "web")]), 7.0);
-    for (cause, n) in [("kernel", 3.0), ("queue", 4.0), ("store", 5.0)] {
+    for (cause, n) in [
+        ("kernel", 3.0),
+        ("queue", 4.0),
+        ("flows_to", 6.0),
+        ("store", 5.0),
+    ] {
         assert_eq!(get("trafficscope_drops_total", &[("cause", cause)]), n);
     }
     assert_eq!(get("trafficscope_queue_fill_ratio", &[]), 0.25);
