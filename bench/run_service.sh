@@ -19,38 +19,13 @@
 # time of run's store-writer thread, which run prints at the end.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PACKETS="${BENCH_PACKETS:-2000000}"
-BENCH_DIR="${BENCH_DIR:-/work/bench-data}"
 BENCH_RUNS="${BENCH_RUNS:-2}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-mkdir -p "$BENCH_DIR/logs"
-BENCH_DIR="$(cd "$BENCH_DIR" && pwd -P)"
-case "$BENCH_DIR/" in
-    "$(cd "$REPO" && pwd -P)/"*) die "BENCH_DIR is inside the repository" ;;
-esac
-LOG="$BENCH_DIR/logs"
-if [[ ! -x /usr/bin/time ]]; then
-    say "installing time"
-    apt-get install -y -qq time >/dev/null 2>&1 || die "/usr/bin/time is missing"
-fi
-say "building trafficscope (release)"
-(cd "$REPO" && cargo build --release -q -p trafficscope --bin trafficscope --example make_bench_capture)
-BIN="$CARGO_TARGET_DIR/release/trafficscope"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+build_release
 BENCH_TIME_SCALES="${BENCH_TIME_SCALES:-1 100}"
-capture_for() { # scale -> path, built if missing
-    local f="$BENCH_DIR/bench-$BENCH_PACKETS.pcap"
-    [[ "$1" == 1 ]] || f="$BENCH_DIR/bench-$BENCH_PACKETS-x$1.pcap"
-    if [[ ! -s "$f" ]]; then
-        say "building $f"
-        "$CARGO_TARGET_DIR/release/examples/make_bench_capture" "$f" --packets "$BENCH_PACKETS" \
-            --time-scale "$1" 2>"$LOG/make.log" || { cat "$LOG/make.log" >&2; die "building the capture failed"; }
-    fi
-    printf '%s\n' "$f"
-}
+capture_for() { bench_capture "$BENCH_PACKETS" "$1"; }
 
 ROWS=()
 # measure LABEL CMD... : best of BENCH_RUNS by CPU; sets CPU RSS WALL ERR

@@ -17,21 +17,10 @@
 # (default /work/bench-data), CARGO_TARGET_DIR.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PACKETS="${BENCH_PACKETS:-1000000}"
 BENCH_TIME_SCALE="${BENCH_TIME_SCALE:-100}"
-BENCH_DIR="${BENCH_DIR:-/work/bench-data}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-mkdir -p "$BENCH_DIR/logs"
-BENCH_DIR="$(cd "$BENCH_DIR" && pwd -P)"
-case "$BENCH_DIR/" in
-    "$(cd "$REPO" && pwd -P)/"*) die "BENCH_DIR is inside the repository" ;;
-esac
-LOG="$BENCH_DIR/logs"
-[[ -x /usr/bin/time ]] || apt-get install -y -qq time >/dev/null 2>&1 || die "/usr/bin/time is missing"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if ! "$REPO/scripts/services" status >/dev/null 2>&1; then
     say "starting the services (scripts/services up)"
@@ -40,15 +29,8 @@ fi
 eval "$("$REPO/scripts/services" env)"
 [[ -n "${TS_KAFKA:-}" && -n "${TS_CLICKHOUSE:-}" ]] || die "scripts/services env gave no TS_KAFKA/TS_CLICKHOUSE"
 
-say "building trafficscope (release)"
-(cd "$REPO" && cargo build --release -q -p trafficscope --bin trafficscope --example make_bench_capture)
-BIN="$CARGO_TARGET_DIR/release/trafficscope"
-F="$BENCH_DIR/bench-$BENCH_PACKETS-x$BENCH_TIME_SCALE.pcap"
-if [[ ! -s "$F" ]]; then
-    say "building $F"
-    "$CARGO_TARGET_DIR/release/examples/make_bench_capture" "$F" --packets "$BENCH_PACKETS" \
-        --time-scale "$BENCH_TIME_SCALE" 2>"$LOG/make.log" || { cat "$LOG/make.log" >&2; die "building the capture failed"; }
-fi
+build_release
+F="$(bench_capture "$BENCH_PACKETS" "$BENCH_TIME_SCALE")"
 
 STAMP="$(date +%s)-$$"
 TOPIC="bench-$STAMP"
