@@ -572,7 +572,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                     .all(|q| q.log.iter().all(|e| e.needed.is_some_and(|n| n <= durable)));
                 if seen_any && all_done && last_message.elapsed() >= idle {
                     // Everything is stored: the last points are due now.
-                    if let Err(e) = hurst.finish(&cx, &mut sent) {
+                    if let Err(e) = hurst.finish(&cx, &sub, &mut sent) {
                         break Err(e);
                     }
                     break Ok(());
@@ -580,7 +580,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
             }
         }
         if hurst.last.elapsed() >= Duration::from_secs(1) {
-            if let Err(e) = hurst.run(&cx, newest_bin_end, 64, &mut sent) {
+            if let Err(e) = hurst.run(&cx, &sub, newest_bin_end, 64, &mut sent) {
                 break Err(e);
             }
         }
@@ -657,10 +657,15 @@ impl SummedHurstTask {
 
     /// Every point due, also those of sources other nodes read, in rounds
     /// (a stop request ends them).
-    fn finish(&mut self, cx: &AnalysisContext<'_>, sent: &mut u64) -> Result<(), Failure> {
+    fn finish(
+        &mut self,
+        cx: &AnalysisContext<'_>,
+        sub: &transport::kafka::Subscriber,
+        sent: &mut u64,
+    ) -> Result<(), Failure> {
         while !pipeline::source::stop_requested() {
             let before = self.h.next_end_ns();
-            self.run(cx, u64::MAX, 64, sent)?;
+            self.run(cx, sub, u64::MAX, 64, sent)?;
             if self.h.next_end_ns() == before {
                 break;
             }
@@ -673,6 +678,7 @@ impl SummedHurstTask {
     fn run(
         &mut self,
         cx: &AnalysisContext<'_>,
+        sub: &transport::kafka::Subscriber,
         newest_bin_end: u64,
         max_steps: usize,
         sent: &mut u64,
@@ -684,10 +690,9 @@ impl SummedHurstTask {
         let Some(reader) = cx.reader.as_ref() else {
             return Ok(());
         };
+        let partitions = sub.stats().topic_partitions.load(Relaxed);
         let points = (cx.extents)().and_then(|ends| {
-            let ends = ends
-                .into_iter()
-                .map(|(source, e)| (source, e.bins_end_ns, e.ended));
+            let ends = with_missing_partitions(ends, &sub.url.topic, partitions);
             match self.h.watermark(ends, Instant::now()) {
                 Some(mark) => self.h.due(reader.as_ref(), mark, max_steps),
                 None => Ok(Vec::new()),
@@ -722,6 +727,49 @@ impl SummedHurstTask {
     }
 }
 
+/// Each capture node publishes to every partition (ticks at least), so a
+/// node seen in some partitions will be seen in all: a partition of it not
+/// in the store yet (read by a node that has not stored it yet) stands in
+/// at the node's first bin, holding the summed points back until it is.
+#[cfg(feature = "kafka")]
+fn with_missing_partitions(
+    mut ext: store::SourceExtents,
+    topic: &str,
+    partitions: u64,
+) -> store::SourceExtents {
+    let mut nodes: BTreeMap<String, (u64, Vec<bool>)> = BTreeMap::new();
+    for (name, e) in &ext {
+        // Source names are TOPIC:PARTITION:NODE (topic names have no ':').
+        let mut it = name.splitn(3, ':');
+        let (Some(t), Some(p), Some(node)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let Ok(p) = p.parse::<u64>() else { continue };
+        if t != topic || p >= partitions {
+            continue;
+        }
+        let n = nodes
+            .entry(node.to_string())
+            .or_insert_with(|| (u64::MAX, vec![false; partitions as usize]));
+        n.0 = n.0.min(e.bins_start_ns);
+        n.1[p as usize] = true;
+    }
+    for (node, (start, have)) in nodes {
+        for (p, _) in have.iter().enumerate().filter(|(_, h)| !**h) {
+            ext.insert(
+                format!("{topic}:{p}:{node}"),
+                store::SourceExtent {
+                    bins_start_ns: start,
+                    bins_end_ns: start,
+                    windows_end_ns: 0,
+                    ended: false,
+                },
+            );
+        }
+    }
+    ext
+}
+
 /// Whether the store holds a flow of the same five-tuple overlapping `r`
 /// in time: `r` is then the tail of that flow, seen again by a replay that
 /// started after its head.
@@ -754,4 +802,32 @@ fn piece_of_stored_flow(h: &Arc<dyn store::History>, r: &flow::FlowRecord) -> bo
                     && same("dst", r.src, "dst_port", r.src_port)))
             && s["start_ns"].as_u64() != Some(r.start_ns)
     })
+}
+
+#[cfg(all(test, feature = "kafka"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_nodes_partitions_not_stored_yet_stand_in_at_its_first_bin() {
+        let e = |start: u64, end: u64| store::SourceExtent {
+            bins_start_ns: start,
+            bins_end_ns: end,
+            windows_end_ns: 0,
+            ended: false,
+        };
+        let mut ext = store::SourceExtents::new();
+        ext.insert("t:0:edge:1".into(), e(100, 900));
+        ext.insert("t:2:edge:1".into(), e(50, 800));
+        ext.insert("t:1:core".into(), e(10, 20));
+        ext.insert("other:0:edge:1".into(), e(5, 6));
+        let out = with_missing_partitions(ext, "t", 3);
+        // edge:1 lacks partition 1; core lacks 0 and 2; other topics alone.
+        assert_eq!(out["t:1:edge:1"], e(50, 50));
+        assert_eq!(out["t:0:core"], e(10, 10));
+        assert_eq!(out["t:2:core"], e(10, 10));
+        assert_eq!(out.len(), 4 + 3);
+        // Unknown partition count (0): nothing added.
+        assert_eq!(with_missing_partitions(out.clone(), "t", 0), out);
+    }
 }

@@ -344,10 +344,14 @@ impl Pipeline {
         let t0 = Instant::now();
         let bins = std::mem::take(&mut self.closed_bins);
         for bin in bins {
+            // Windows end on the clock (multiples of --hurst-every fine
+            // bins since the epoch), so points of different runs, nodes and
+            // the store's summed series fall on the same times.
+            let every_ns = (self.cfg.hurst_every as u64 * bin.fine_width_ns).max(1);
             for (s, h) in self.hurst.iter_mut().enumerate() {
                 for (i, &v) in bin.fine_bytes[s].iter().enumerate() {
-                    if let Some(e) = h.push(v as f64) {
-                        let end_ns = bin.start_ns + (i as u64 + 1) * bin.fine_width_ns;
+                    let end_ns = bin.start_ns + (i as u64 + 1) * bin.fine_width_ns;
+                    if let Some(e) = h.push_due(v as f64, end_ns.is_multiple_of(every_ns)) {
                         self.status.hurst_points.fetch_add(1, Relaxed);
                         self.out.push(Output::Hurst(HurstPoint::from_estimate(
                             SeriesName::ALL[s],

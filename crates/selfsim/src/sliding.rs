@@ -63,6 +63,25 @@ impl SlidingHurst {
         self.pushed = 0;
     }
 
+    /// Adds one value; estimates when `due` and the window is full: for
+    /// windows placed on a clock (every minute on the minute) rather than
+    /// every `every` values.
+    pub fn push_due(&mut self, v: f64, due: bool) -> Option<WindowEstimate> {
+        if self.buf.len() == self.window {
+            self.buf.pop_front();
+        }
+        self.buf.push_back(v);
+        self.pushed += 1;
+        if !due || self.buf.len() < self.window {
+            return None;
+        }
+        let (a, b) = self.buf.as_slices();
+        let w: Vec<f64> = a.iter().chain(b).copied().collect();
+        let mut e = estimate_window(&w, &self.lw, &self.wavelet);
+        e.end_index = self.pushed - 1;
+        Some(e)
+    }
+
     pub fn push(&mut self, v: f64) -> Option<WindowEstimate> {
         if self.buf.len() == self.window {
             self.buf.pop_front();

@@ -46,6 +46,8 @@ pub use summed_hurst::SummedHurst;
 /// How far one source's durable history reaches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceExtent {
+    /// Start of its oldest bin held, ns.
+    pub bins_start_ns: u64,
     /// End of its newest bin and of its newest evaluation window, ns.
     pub bins_end_ns: u64,
     pub windows_end_ns: u64,
@@ -292,7 +294,8 @@ impl Store {
                     let mut st = conn.prepare(&if slot == 0 {
                         format!(
                             "SELECT source, max(start_ns), json_extract(row, '$.width_ns'),
-                                json_extract(row, '$.source_ended'), 0 FROM {t} GROUP BY source"
+                                json_extract(row, '$.source_ended'), min(start_ns)
+                             FROM {t} GROUP BY source"
                         )
                     } else {
                         format!(
@@ -311,6 +314,10 @@ impl Store {
                             if end > e.bins_end_ns {
                                 e.bins_end_ns = end;
                                 e.ended = r.get::<_, Option<i64>>(3)?.unwrap_or(0) != 0;
+                            }
+                            let first = r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;
+                            if e.bins_start_ns == 0 || first < e.bins_start_ns {
+                                e.bins_start_ns = first;
                             }
                         } else {
                             let end = r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;

@@ -25,6 +25,8 @@ pub struct SummedHurst {
     /// first point of the current run of windows (a gap starts a new run).
     next_end_ns: Option<u64>,
     segment_first_ns: Option<u64>,
+    /// The finest tier's first bin when the next point was placed.
+    placed_by_first_ns: Option<u64>,
     /// Per source: its newest bin end, when it last moved, and whether it
     /// is left out of the watermark.
     sources: std::collections::HashMap<String, SourceMark>,
@@ -52,6 +54,7 @@ impl SummedHurst {
             fine_ns: fine_ns.max(1),
             next_end_ns: None,
             segment_first_ns: None,
+            placed_by_first_ns: None,
             sources: Default::default(),
         }
     }
@@ -79,26 +82,31 @@ impl SummedHurst {
     /// point is keyed by its end, so it replaces the old one).
     pub fn watermark(
         &mut self,
-        ends: impl IntoIterator<Item = (String, u64, bool)>,
+        sources: impl IntoIterator<Item = (String, crate::SourceExtent)>,
         now: std::time::Instant,
     ) -> Option<u64> {
         let mut rewind_to: Option<u64> = None;
-        for (source, end, ended) in ends {
+        let mut earliest = |t: u64| rewind_to = Some(rewind_to.map_or(t, |r: u64| r.min(t)));
+        for (source, e) in sources {
             let mark = SourceMark {
-                end,
+                end: e.bins_end_ns,
                 moved: now,
-                ended,
+                ended: e.ended,
                 stalled: false,
             };
             match self.sources.get_mut(&source) {
-                Some(s) if s.end != end => {
+                Some(s) if s.end != mark.end => {
                     if s.stalled {
-                        rewind_to = Some(rewind_to.map_or(s.end, |r| r.min(s.end)));
+                        earliest(s.end);
                     }
                     *s = mark;
                 }
-                Some(s) => s.ended = ended,
+                Some(s) => s.ended = mark.ended,
                 None => {
+                    // A source first seen (another node's partition stored
+                    // later than its peers): the points over its bins are
+                    // made again with them.
+                    earliest(e.bins_start_ns);
                     self.sources.insert(source, mark);
                 }
             }
@@ -135,17 +143,34 @@ impl SummedHurst {
         self.next_end_ns = Some(n.max(first));
     }
 
-    /// Places the first point: after the newest point the store holds (a
-    /// restart, or another node, made it), else one window after the
-    /// finest tier's first bin. `None` while the store holds no bins.
+    /// The first point on the clock (multiples of the step since the
+    /// epoch, as the pipeline places its windows) at least a window after
+    /// `t`.
+    fn first_after(&self, t: u64) -> u64 {
+        (t + self.window_ns()).div_ceil(self.every_ns()) * self.every_ns()
+    }
+
+    /// Places the next point: after the newest point the store holds (a
+    /// restart, or another node, made it), else a window after the finest
+    /// tier's first bin. Placed again earlier when bins older than those
+    /// it was placed by arrive (a source that started earlier was stored
+    /// later). `None` while the store holds no bins.
     fn place(&mut self, history: &dyn History) -> Result<Option<u64>, StoreError> {
-        if let Some(n) = self.next_end_ns {
-            return Ok(Some(n));
-        }
         let extent = history.extent()?;
         let Some(first) = extent.tiers.first().and_then(|t| t.first_ns) else {
-            return Ok(None);
+            return Ok(self.next_end_ns);
         };
+        match (self.next_end_ns, self.placed_by_first_ns) {
+            (Some(next), Some(by)) if first >= by => return Ok(Some(next)),
+            (Some(next), Some(_)) => {
+                let earlier = self.first_after(first).min(next);
+                self.next_end_ns = Some(earlier);
+                self.segment_first_ns = Some(earlier);
+                self.placed_by_first_ns = Some(first);
+                return Ok(Some(earlier));
+            }
+            _ => {}
+        }
         let last = extent
             .tiers
             .first()
@@ -153,11 +178,12 @@ impl SummedHurst {
             .unwrap_or(first);
         let stored = history.hurst(SeriesName::Total, first, last.saturating_add(1))?;
         let next = match stored.last() {
-            Some(p) => p.end_ns + self.every_ns(),
-            None => first + self.window_ns(),
+            Some(p) => (p.end_ns + 1).div_ceil(self.every_ns()) * self.every_ns(),
+            None => self.first_after(first),
         };
         self.next_end_ns = Some(next);
         self.segment_first_ns = Some(next);
+        self.placed_by_first_ns = Some(first);
         Ok(Some(next))
     }
 
@@ -203,7 +229,7 @@ impl SummedHurst {
                             None => break,
                         }
                     }
-                    let next = (gap_end + self.window_ns()).max(end + self.fine_ns);
+                    let next = self.first_after(gap_end).max(end + self.every_ns());
                     self.next_end_ns = Some(next);
                     self.segment_first_ns = Some(next);
                 }
@@ -247,9 +273,15 @@ mod tests {
         use std::time::{Duration, Instant};
         let mut h = SummedHurst::new(100, 10, 1_000);
         let t0 = Instant::now();
+        let ext = |end: u64, ended: bool| crate::SourceExtent {
+            bins_start_ns: 0,
+            bins_end_ns: end,
+            windows_end_ns: 0,
+            ended,
+        };
         let marks = |v: &[(&str, u64)]| {
             v.iter()
-                .map(|(s, e)| (s.to_string(), *e, false))
+                .map(|(s, e)| (s.to_string(), ext(*e, false)))
                 .collect::<Vec<_>>()
         };
         // Window 100 µs: a source 100 µs behind the newest still counts.
@@ -283,15 +315,24 @@ mod tests {
         // A source that ended holds nothing back, at once.
         let mut h = SummedHurst::new(100, 10, 1_000);
         let ended = vec![
-            ("a".to_string(), 600_000, false),
-            ("c".to_string(), 10_000, true),
+            ("a".to_string(), ext(600_000, false)),
+            ("c".to_string(), ext(10_000, true)),
         ];
         assert_eq!(h.watermark(ended, t0), Some(600_000));
         // And when all have ended, everything stored is due.
         let all = vec![
-            ("a".to_string(), 600_000, true),
-            ("c".to_string(), 10_000, true),
+            ("a".to_string(), ext(600_000, true)),
+            ("c".to_string(), ext(10_000, true)),
         ];
         assert_eq!(h.watermark(all, t0), Some(600_000));
+        // A source seen late makes the points over its bins again.
+        h.next_end_ns = Some(100_000);
+        h.segment_first_ns = Some(50_000);
+        let late = crate::SourceExtent {
+            bins_start_ns: 61_000,
+            ..ext(120_000, false)
+        };
+        h.watermark(vec![("d".to_string(), late)], t0);
+        assert_eq!(h.next_end_ns(), Some(70_000));
     }
 }

@@ -81,6 +81,10 @@ fn a_bin_is_the_sum_of_its_sources_and_a_rewrite_replaces_a_source() {
     let bins_end = |s: &str| (ext[s].bins_end_ns, ext[s].windows_end_ns, ext[s].ended);
     assert_eq!(bins_end("p0/n"), (T0 + 2 * S, 0, false));
     assert_eq!(bins_end("p1/n"), (T0 + 2 * S, 0, false));
+    assert_eq!(
+        (ext["p0/n"].bins_start_ns, ext["p1/n"].bins_start_ns),
+        (T0, T0)
+    );
 }
 
 #[test]

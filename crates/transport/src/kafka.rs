@@ -458,15 +458,16 @@ async fn topic_partitions(
     })
 }
 
-/// Waits until the topic exists (saying so once); false when stopped first.
-async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> bool {
+/// Waits until the topic exists (saying so once); its partitions, `None`
+/// when stopped first.
+async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> Option<usize> {
     let mut said = false;
     while !stop.load(Relaxed) {
-        if let Ok(Some(_)) = topic_partitions(kafka, url, Duration::from_secs(2)).await {
+        if let Ok(Some(n)) = topic_partitions(kafka, url, Duration::from_secs(2)).await {
             if said {
                 eprintln!("trafficscope: kafka: topic {} is there", url.topic);
             }
-            return true;
+            return Some(n);
         }
         if !said {
             eprintln!(
@@ -478,7 +479,7 @@ async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> boo
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    false
+    None
 }
 
 /// Partitions of `topic`, creating it with `create` partitions if missing.
@@ -627,8 +628,9 @@ pub struct ConsumeStats {
     pub known: AtomicBool,
     /// Messages fetched and handed over, not yet taken by `next`.
     pub queued: AtomicU64,
-    /// Partitions owned now.
+    /// Partitions owned now, and of the topic.
     pub partitions: AtomicU64,
+    pub topic_partitions: AtomicU64,
 }
 
 /// An analysis node's consumer group membership.
@@ -764,8 +766,9 @@ async fn consume(
     // Subscribing to a topic that does not exist yet (the analysis node
     // started before any capture node) would never be assigned its
     // partitions: wait for the topic first.
-    if !wait_for_topic(&kafka, &url, &stop).await {
-        return;
+    match wait_for_topic(&kafka, &url, &stop).await {
+        Some(n) => stats.topic_partitions.store(n as u64, Relaxed),
+        None => return,
     }
     if let Err(e) = consumer.subscribe([url.topic.as_str()]).await {
         let _ = events.send(Event::Failed(format!(

@@ -38,8 +38,8 @@ pub(crate) fn source_extents(c: &Client) -> Result<crate::SourceExtents, ChError
     for (kind, slot) in [(Kind::SrcBins, 0), (Kind::SrcWindows, 1)] {
         let text = c.exec(
             &format!(
-                "SELECT source, argMax(row, start_ns) FROM {}.{} GROUP BY source \
-                 FORMAT TabSeparated",
+                "SELECT source, argMax(row, start_ns), min(start_ns) FROM {}.{} \
+                 GROUP BY source FORMAT TabSeparated",
                 c.db(),
                 kind.prefix()
             ),
@@ -53,6 +53,7 @@ pub(crate) fn source_extents(c: &Client) -> Result<crate::SourceExtents, ChError
             let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
             let e = out.entry(source.to_string()).or_default();
             if slot == 0 {
+                e.bins_start_ns = field(&row, 2).and_then(|v| v.parse().ok()).unwrap_or(0);
                 e.bins_end_ns = g("start_ns") + g("width_ns");
                 e.ended = v
                     .get("source_ended")
