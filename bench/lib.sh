@@ -22,7 +22,10 @@ LOG="$BENCH_DIR/logs"
 
 if [[ ! -x /usr/bin/time ]]; then
     say "installing time"
-    apt-get install -y -qq time >/dev/null 2>&1 || die "/usr/bin/time is missing"
+    sudo_=""
+    [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+    { $sudo_ apt-get install -y -qq time || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq time; }; } \
+        >"$LOG/apt-install-time.log" 2>&1 || die "/usr/bin/time is missing and could not be installed (see $LOG/apt-install-time.log)"
 fi
 
 build_release() {

@@ -23,25 +23,13 @@
 # (much), so throughput is given both ways.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_PACKETS="${BENCH_PACKETS:-2000000}"
-BENCH_DIR="${BENCH_DIR:-/work/bench-data}"
 BENCH_RUNS="${BENCH_RUNS:-2}"
 BENCH_MEM_FACTORS="${BENCH_MEM_FACTORS-0.5 4}"
 BENCH_PEERS="${BENCH_PEERS:-tcpdump tshark ndpiReader nfstream}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-
-say() { printf '%s\n' "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-[[ "$BENCH_PACKETS" =~ ^[0-9]+$ && "$BENCH_PACKETS" -gt 0 ]] || die "BENCH_PACKETS must be a positive integer"
-mkdir -p "$BENCH_DIR"
-BENCH_DIR="$(cd "$BENCH_DIR" && pwd -P)"
-case "$BENCH_DIR/" in
-    "$(cd "$REPO" && pwd -P)/"*) die "BENCH_DIR ($BENCH_DIR) is inside the repository; put generated captures elsewhere" ;;
-esac
-LOG="$BENCH_DIR/logs"
-mkdir -p "$LOG"
+[[ "$BENCH_PACKETS" =~ ^[0-9]+$ && "$BENCH_PACKETS" -gt 0 ]] || { echo "bench: BENCH_PACKETS must be a positive integer" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- tools -------------------------------------------------------------------
 SUDO=""
@@ -57,10 +45,6 @@ apt_install() { # packages...
 }
 have_peer() { [[ " $BENCH_PEERS " == *" $1 "* ]]; }
 
-if [[ ! -x /usr/bin/time ]]; then
-    say "installing time"
-    apt_install time || die "/usr/bin/time is missing and could not be installed"
-fi
 for pair in tcpdump:tcpdump tshark:tshark; do
     cmd="${pair%%:*}" pkg="${pair##*:}"
     if have_peer "$cmd" && ! command -v "$cmd" >/dev/null; then

@@ -179,8 +179,8 @@ fn summary(store: &Path) -> Summary {
     summary_of(&store::open_history(store).unwrap())
 }
 
-fn summary_of(h: &dyn History) -> Summary {
-    let t = h.totals(0, u64::MAX / 2).unwrap();
+/// Every flow the store holds, by start, page by page.
+fn all_flows(h: &dyn History) -> Vec<serde_json::Value> {
     let mut q = store::FlowQuery {
         from_ns: 0,
         to_ns: u64::MAX / 2,
@@ -193,20 +193,27 @@ fn summary_of(h: &dyn History) -> Summary {
         limit: 1000,
         offset: 0,
     };
-    let (mut flows, mut fp, mut fb) = (0, 0, 0);
+    let mut out = Vec::new();
     loop {
         let page = h.flows(&q).unwrap();
-        for f in &page.flows {
-            let r = &f["record"];
-            let n = |d: &str, k: &str| r[d][k].as_u64().unwrap();
-            fp += n("fwd", "packets") + n("bwd", "packets");
-            fb += n("fwd", "bytes") + n("bwd", "bytes");
-        }
-        flows += page.flows.len() as u64;
-        if page.flows.len() < q.limit {
-            break;
+        let n = page.flows.len();
+        out.extend(page.flows);
+        if n < q.limit {
+            return out;
         }
         q.offset += q.limit;
+    }
+}
+
+fn summary_of(h: &dyn History) -> Summary {
+    let t = h.totals(0, u64::MAX / 2).unwrap();
+    let (mut flows, mut fp, mut fb) = (0, 0, 0);
+    for f in all_flows(h) {
+        let r = &f["record"];
+        let n = |d: &str, k: &str| r[d][k].as_u64().unwrap();
+        fp += n("fwd", "packets") + n("bwd", "packets");
+        fb += n("fwd", "bytes") + n("bwd", "bytes");
+        flows += 1;
     }
     Summary {
         packets: t.packets,
@@ -710,21 +717,8 @@ fn flows_to_kafka_are_the_stored_flows() {
         "{err}"
     );
     let h = store::open_history(&dir.join("store")).unwrap();
-    let page = h
-        .flows(&store::FlowQuery {
-            from_ns: 0,
-            to_ns: u64::MAX / 2,
-            class: None,
-            app: None,
-            addr: None,
-            port: None,
-            sort: store::FlowSort::Start,
-            descending: false,
-            limit: 10_000,
-            offset: 0,
-        })
-        .unwrap();
-    assert!(page.flows.len() > 10, "{}", page.flows.len());
+    let stored = all_flows(&h);
+    assert!(stored.len() > 10, "{}", stored.len());
     let key = |f: &serde_json::Value| {
         let r = &f["record"];
         format!(
@@ -733,7 +727,7 @@ fn flows_to_kafka_are_the_stored_flows() {
         )
     };
     let mut want: Vec<(String, serde_json::Value)> =
-        page.flows.iter().map(|f| (key(f), f.clone())).collect();
+        stored.iter().map(|f| (key(f), f.clone())).collect();
     want.sort_by(|a, b| a.0.cmp(&b.0));
 
     let u: transport::kafka::KafkaUrl = url.parse().unwrap();
