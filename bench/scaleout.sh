@@ -68,8 +68,38 @@ measure "run --store clickhouse" 0 "$BIN" run -r "$F" --speed max --no-listen \
 measure "capture node (--to kafka)" 0 "$BIN" run -r "$F" --speed max \
     --to "$TS_KAFKA/$TOPIC" --node bench --partitions 4
 PUBLISHED="$(grep -o '[0-9.]* bytes/record before compression' "$LAST_LOG" || true)"
+MESSAGES="$(grep -o 'acknowledged in [0-9]* messages' "$LAST_LOG" | grep -o '[0-9]*' || true)"
+
+# The consumer group's lag while the first analysis node works through the
+# topic, read from its /metrics every 0.2 s: "SECONDS MESSAGES" lines.
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+LAGS="$LOG/lag.txt"
+: >"$LAGS"
+(
+    t0=$EPOCHREALTIME
+    while sleep 0.2; do
+        v="$(curl -s --max-time 1 "http://127.0.0.1:$PORT/metrics" \
+            | awk '$1 == "trafficscope_kafka_consumer_lag_messages" {print $2}')" || true
+        [[ -n "$v" ]] && printf '%.1f %s\n' "$(echo "$EPOCHREALTIME - $t0" | bc -l)" "$v" >>"$LAGS"
+    done
+) &
+SAMPLER=$!
 measure "analysis node, embedded store" "$IDLE" "$BIN" run --from "$TS_KAFKA/$TOPIC" \
-    --group "g1-$STAMP" --no-listen --exit-idle "${IDLE}s" --data "$BENCH_DIR/scaleout-store" "${KEEP[@]}"
+    --group "g1-$STAMP" --listen "127.0.0.1:$PORT" --exit-idle "${IDLE}s" \
+    --data "$BENCH_DIR/scaleout-store" "${KEEP[@]}"
+kill "$SAMPLER" 2>/dev/null || true
+# The peak, when it was down to half, and when back to 0 (seconds from
+# the start). Offsets commit at replay points: messages still needed to
+# rebuild a flow that is open count until it ends.
+LAG_LINE="$(awk '
+    $2 > max { max = $2; at = $1; half = ""; zero = "" }
+    max > 0 && $2 <= max / 2 && half == "" { half = $1 }
+    max > 0 && $2 == 0 && zero == "" { zero = $1 }
+    END {
+        if (max == 0) { print "no lag seen"; exit }
+        printf "peak %d messages at %.1f s, half at %s s, 0 at %s s", max, at, \
+            (half == "" ? "-" : half), (zero == "" ? "never" : zero)
+    }' "$LAGS")"
 measure "analysis node --store clickhouse" "$IDLE" "$BIN" run --from "$TS_KAFKA/$TOPIC" \
     --group "g2-$STAMP" --no-listen --exit-idle "${IDLE}s" --data "$BENCH_DIR/scaleout-store" \
     --store "$TS_CLICKHOUSE/bench_kafka_${STAMP//-/_}" "${KEEP[@]}"
@@ -85,6 +115,8 @@ printf '|---|---:|---:|---:|---:|---:|\n'
 printf '%s\n' "${ROWS[@]}"
 printf '\nrecord size: %s; ClickHouse database after the analysis node: %s bytes; services state dir: %s bytes\n' \
     "${PUBLISHED:-?}" "$CH_BYTES" "$TOPIC_BYTES"
+printf 'consumer lag of the first analysis node (/metrics every 0.2 s, %s messages in the topic): %s\n' \
+    "${MESSAGES:-?}" "$LAG_LINE"
 printf 'ClickHouse server CPU time since it started (all its work, not only this run): %s\n' "${CH_CPU:-?}"
 ch "DROP DATABASE IF EXISTS bench_local_${STAMP//-/_}" >/dev/null
 ch "DROP DATABASE IF EXISTS bench_kafka_${STAMP//-/_}" >/dev/null

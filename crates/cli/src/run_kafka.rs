@@ -515,10 +515,9 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
             .store(sent.saturating_sub(durable), Relaxed);
         let ks = sub.stats();
         let read_not_committed: usize = parts.values().map(|q| q.log.len()).sum();
-        cx.status.kafka_lag_messages.store(
-            ks.behind.load(Relaxed) + ks.queued.load(Relaxed) + read_not_committed as u64,
-            Relaxed,
-        );
+        cx.status
+            .kafka_lag_messages
+            .store(ks.unread() + read_not_committed as u64, Relaxed);
         cx.status
             .kafka_lag_known
             .store(ks.known.load(Relaxed), Relaxed);

@@ -620,17 +620,35 @@ pub enum Event {
 /// How far an analysis node's consumer is behind its partitions' ends.
 #[derive(Debug, Default)]
 pub struct ConsumeStats {
-    /// Messages in the broker past the consumer's position, summed over
-    /// the partitions it owns (high watermarks as of each partition's last
-    /// fetch, checked twice a second).
-    pub behind: AtomicU64,
+    /// Messages not read yet: in the broker past the consumer's position,
+    /// summed over the partitions it owns (high watermarks as of each
+    /// partition's last fetch), and fetched but not taken by `next` — kept
+    /// together so a batch moving from one to the other is never counted
+    /// in both or in neither.
+    unread: Mutex<Unread>,
     /// Every owned partition's high watermark is known.
     pub known: AtomicBool,
-    /// Messages fetched and handed over, not yet taken by `next`.
-    pub queued: AtomicU64,
     /// Partitions owned now, and of the topic.
     pub partitions: AtomicU64,
     pub topic_partitions: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Unread {
+    behind: u64,
+    queued: u64,
+}
+
+impl ConsumeStats {
+    /// Messages of the owned partitions not read by the analysis loop yet.
+    pub fn unread(&self) -> u64 {
+        let u = self.unread.lock().unwrap_or_else(|e| e.into_inner());
+        u.behind + u.queued
+    }
+
+    fn unread_mut(&self) -> std::sync::MutexGuard<'_, Unread> {
+        self.unread.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// An analysis node's consumer group membership.
@@ -681,7 +699,8 @@ impl Subscriber {
         match self.events.recv_timeout(timeout) {
             Ok(e) => {
                 if let Event::Messages(b) = &e {
-                    self.stats.queued.fetch_sub(b.len() as u64, Relaxed);
+                    let mut u = self.stats.unread_mut();
+                    u.queued = u.queued.saturating_sub(b.len() as u64);
                 }
                 Some(e)
             }
@@ -717,6 +736,31 @@ impl Subscriber {
             let _ = t.join();
         }
     }
+}
+
+/// Sets what is behind the position from the watermarks fetch responses
+/// left in the consumer (no request is sent), and adds `handed` messages
+/// just fetched to those queued for the analysis loop, at once.
+async fn note_lag(
+    consumer: &krafka::consumer::Consumer,
+    topic: &str,
+    assigned: &[i32],
+    stats: &ConsumeStats,
+    handed: u64,
+) {
+    let (mut behind, mut known) = (0u64, true);
+    for (tp, l) in consumer.lag().await {
+        if tp.topic == topic && assigned.contains(&tp.partition) {
+            match l.lag {
+                Some(n) => behind += n,
+                None => known = false,
+            }
+        }
+    }
+    let mut u = stats.unread_mut();
+    u.behind = behind;
+    u.queued += handed;
+    stats.known.store(known, Relaxed);
 }
 
 /// The consumer thread's ends of what it shares with its [`Subscriber`].
@@ -813,19 +857,8 @@ async fn consume(
                     break;
                 }
             }
-            // Watermarks cached from fetch responses: no request is sent.
-            let (mut behind, mut known) = (0u64, true);
-            for (tp, l) in consumer.lag().await {
-                if tp.topic == url.topic && assigned.contains(&tp.partition) {
-                    match l.lag {
-                        Some(n) => behind += n,
-                        None => known = false,
-                    }
-                }
-            }
-            stats.behind.store(behind, Relaxed);
-            stats.known.store(known, Relaxed);
             stats.partitions.store(assigned.len() as u64, Relaxed);
+            note_lag(&consumer, &url.topic, &assigned, &stats, 0).await;
         }
         match consumer.poll(Duration::from_millis(200)).await {
             Ok(recs) if recs.is_empty() => {}
@@ -840,7 +873,9 @@ async fn consume(
                         })
                     })
                     .collect();
-                stats.queued.fetch_add(batch.len() as u64, Relaxed);
+                // The position moved with this poll: what is behind it and
+                // what is queued change together.
+                note_lag(&consumer, &url.topic, &assigned, &stats, batch.len() as u64).await;
                 if events.send(Event::Messages(batch)).is_err() {
                     break;
                 }
