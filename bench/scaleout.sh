@@ -7,6 +7,7 @@
 #   run -r F --speed max --no-listen                       (embedded store: the baseline)
 #   run -r F --speed max --no-listen --store clickhouse://  (the same into ClickHouse)
 #   run -r F --speed max --to kafka://…                     (capture node: encode + publish)
+#   the same with --no-compression
 #   run --from kafka://… --group G --exit-idle 3s           (analysis node, embedded store)
 #   run --from kafka://… --group G2 --exit-idle 3s --store clickhouse://
 #
@@ -68,6 +69,10 @@ measure "run --store clickhouse" 0 "$BIN" run -r "$F" --speed max --no-listen \
 measure "capture node (--to kafka)" 0 "$BIN" run -r "$F" --speed max \
     --to "$TS_KAFKA/$TOPIC" --node bench --partitions 4
 PUBLISHED="$(grep -o '[0-9.]* bytes/record before compression' "$LAST_LOG" || true)"
+CAPTURE_LOG="$LAST_LOG"
+measure "capture node (--to kafka --no-compression)" 0 "$BIN" run -r "$F" --speed max \
+    --to "$TS_KAFKA/$TOPIC-raw" --node bench --partitions 4 --no-compression
+LAST_LOG="$CAPTURE_LOG"
 MESSAGES="$(grep -o 'acknowledged in [0-9]* messages' "$LAST_LOG" | grep -o '[0-9]*' || true)"
 
 # The consumer group's lag while the first analysis node works through the

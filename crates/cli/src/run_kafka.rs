@@ -354,18 +354,39 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
             Some(KEvent::Failed(e)) => break Err(Failure::Input(anyhow::anyhow!(e))),
             Some(KEvent::Assigned(assigned)) => {
                 eprintln!("trafficscope: kafka: assigned partitions {assigned:?}");
-                // Idle counts from here: a partition with nothing new to
-                // read is idle too.
-                last_message = Instant::now();
                 seen_any |= !assigned.is_empty();
                 // Partitions taken away: their uncommitted work is replayed
                 // by their new owner.
                 subs.retain(|(p, _), _| assigned.contains(p));
                 parts.retain(|p, _| assigned.contains(p));
-                match (cx.extents)() {
+                // What the store holds decides what a replay skips: without
+                // it nothing is read. A store that does not answer (a
+                // ClickHouse outage) is asked again every second.
+                let mut said = false;
+                let read = loop {
+                    match (cx.extents)() {
+                        Ok(e) => break Ok(e),
+                        Err(e) if pipeline::source::stop_requested() => break Err(e),
+                        Err(e) => {
+                            if !said {
+                                eprintln!(
+                                    "trafficscope: kafka: cannot read what the store holds \
+                                     ({e}); reading the partitions waits, asking again every \
+                                     second"
+                                );
+                                said = true;
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                };
+                match read {
                     Ok(e) => extents = e,
                     Err(e) => break Err(Failure::Input(e.into())),
                 }
+                // Idle counts from here: a partition with nothing new to
+                // read is idle too.
+                last_message = Instant::now();
             }
             Some(KEvent::Messages(batch)) => {
                 last_message = Instant::now();

@@ -10,6 +10,8 @@
 #![cfg(feature = "kafka")]
 
 mod common;
+#[path = "../../store/tests/relay/mod.rs"]
+mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -385,6 +387,77 @@ fn two_analysis_nodes_in_one_group_fill_clickhouse_with_the_local_totals_exactly
     let local = store::open_history(&dir.join("local")).unwrap();
     let n = assert_same_hurst(&chh, &local, &logs.join("\n----\n"));
     assert!(n >= 10, "the local run made {n} points");
+}
+
+/// ClickHouse goes away while an analysis node writes to it (its
+/// connection cut through a relay, then restored): the node spools, replays
+/// the spool when the server answers, and ClickHouse ends with the local
+/// run's totals and flows exactly, the spool empty.
+#[test]
+fn clickhouse_cut_mid_run_is_ridden_out_through_the_spool() {
+    let Some(base) = kafka() else { return };
+    let Some((ch, db)) = clickhouse("outage") else {
+        return;
+    };
+    let dir = temp_dir("ch-outage");
+    let url = format!("{base}/{}", topic("outage"));
+    let (a, b) = (
+        capture("video/netflix.pcap"),
+        capture("voip-conferencing/teams.pcap"),
+    );
+    publish(&url, &a, "node-a", &["--speed", "max"]);
+    publish(&url, &b, "node-b", &["--speed", "max"]);
+    let port: u16 = ch.rsplit(':').next().unwrap().parse().unwrap();
+    let relay = relay::Relay::start(port);
+    let via = format!("clickhouse://127.0.0.1:{}/{db}", relay.port);
+    let mut child = analysis_node(&url, &dir.join("node"), &topic("g"), &["--store", &via])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    // Cut as soon as the node owns its partitions, for 3 s: its reads and
+    // commits happen while the server is away.
+    let mut log = String::new();
+    loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("never assigned: {log}"));
+        log.push_str(&l);
+        log.push('\n');
+        if l.contains("assigned partitions [") && !l.contains("[]") {
+            break;
+        }
+    }
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(3));
+    relay.restore();
+    let status = child.wait().unwrap();
+    while let Ok(l) = rx.try_recv() {
+        log.push_str(&l);
+        log.push('\n');
+    }
+    assert!(status.success(), "{log}");
+    assert!(log.contains("spooling to"), "the outage was not met: {log}");
+    assert!(
+        log.contains("ClickHouse answers again; spool replayed"),
+        "{log}"
+    );
+    assert!(!log.contains("still spooled"), "{log}");
+    local(&[&a, &b], &dir.join("local"));
+    let want = summary(&dir.join("local"));
+    assert!(want.packets > 3000 && want.flows > 10, "{want:?}");
+    assert_eq!(summary_of(&clickhouse_history(&ch, &db)), want, "{log}");
 }
 
 #[test]

@@ -154,6 +154,9 @@ impl std::fmt::Display for ChError {
 /// body, or in the URL with the rows in the body for inserts).
 pub(crate) struct Client {
     agent: ureq::Agent,
+    /// For the second try of a failed request: no pool, so a new
+    /// connection (after an outage every pooled one may be dead).
+    fresh: ureq::Agent,
     base: String,
     pub(crate) url: ClickHouseUrl,
     auth: Option<String>,
@@ -162,12 +165,16 @@ pub(crate) struct Client {
 impl Client {
     /// One agent (its connection pool) shared by the writer and the readers.
     fn new(url: ClickHouseUrl) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(3)))
-            .timeout_global(Some(Duration::from_secs(30)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = |pool: usize| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .timeout_connect(Some(Duration::from_secs(3)))
+                .timeout_global(Some(Duration::from_secs(30)))
+                .http_status_as_error(false)
+                .max_idle_connections(pool)
+                .max_idle_connections_per_host(pool)
+                .build()
+                .into()
+        };
         let auth = url.user.as_ref().map(|u| {
             use base64::Engine as _;
             let pair = format!("{u}:{}", url.password.as_deref().unwrap_or(""));
@@ -177,7 +184,8 @@ impl Client {
             )
         });
         Client {
-            agent,
+            agent: agent(10),
+            fresh: agent(0),
             base: format!("http://{}:{}/", url.host, url.port),
             url,
             auth,
@@ -188,9 +196,26 @@ impl Client {
         &self.url.database
     }
 
-    /// Runs `sql` (in the URL when `body` carries rows) and returns the answer.
+    /// Runs `sql` (in the URL when `body` carries rows) and returns the
+    /// answer. A request that fails on the way is sent once more: after an
+    /// outage the pool's connections are dead (the server or a proxy
+    /// closed them) and only a new one tells whether the server is back.
+    /// Every statement the store sends may be sent twice (its writes
+    /// replace rather than add).
     pub(crate) fn exec(&self, sql: &str, body: Option<&[u8]>) -> Result<String, ChError> {
-        let mut req = self.agent.post(&self.base);
+        match self.exec_with(&self.agent, sql, body) {
+            Err(ChError::Unreachable(_)) => self.exec_with(&self.fresh, sql, body),
+            other => other,
+        }
+    }
+
+    fn exec_with(
+        &self,
+        agent: &ureq::Agent,
+        sql: &str,
+        body: Option<&[u8]>,
+    ) -> Result<String, ChError> {
+        let mut req = agent.post(&self.base);
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
