@@ -582,6 +582,67 @@ fn an_analysis_node_killed_mid_run_and_restarted_loses_and_doubles_nothing() {
     assert_eq!(got, want);
 }
 
+/// Two analysis nodes share a group and write to ClickHouse; one is killed
+/// (-9) mid-run and restarted: the partitions move between them, and
+/// ClickHouse ends with the local run's totals and flows exactly.
+#[test]
+fn one_of_two_analysis_nodes_killed_into_clickhouse_loses_and_doubles_nothing() {
+    let Some(base) = kafka() else { return };
+    let Some((ch, db)) = clickhouse("kill2") else {
+        return;
+    };
+    let dir = temp_dir("kill2");
+    let url = format!("{base}/{}", topic("kill2"));
+    let cap = capture("voip-conferencing/webex.pcap");
+    let group = topic("group");
+    let store_url = format!("{ch}/{db}");
+    // 117 s of traffic at 20× (about 6 s), read as it comes.
+    let mut capture_node = Command::new(bin())
+        .args([
+            "run",
+            "-r",
+            cap.to_str().unwrap(),
+            "--to",
+            &url,
+            "--node",
+            "n",
+        ])
+        .args(["--partitions", "4", "--speed", "20"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node = |name: &str| {
+        analysis_node(&url, &dir.join(name), &group, &["--store", &store_url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut m1, m2) = (node("m1"), node("m2"));
+    let chh = clickhouse_history(&ch, &db);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while chh.totals(0, u64::MAX / 2).map_or(0, |t| t.packets) <= 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the analysis nodes stored nothing"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    m1.kill().unwrap();
+    m1.wait().unwrap();
+    let mid = summary_of(&chh);
+    let m1b = node("m1b");
+    let mut logs = Vec::new();
+    for m in [m2, m1b] {
+        logs.push(ok(m.wait_with_output().unwrap(), "analysis node"));
+    }
+    assert!(capture_node.wait().unwrap().success());
+    local(&[&cap], &dir.join("local"));
+    let want = summary(&dir.join("local"));
+    assert!(mid.packets < want.packets, "killed mid-run: {mid:?}");
+    assert_eq!(summary_of(&chh), want, "{}", logs.join("\n----\n"));
+}
+
 /// A broker of this test's own (the shared one must not be frozen under
 /// the other tests): tansu on a free port, stopped when dropped.
 struct PrivateBroker {
