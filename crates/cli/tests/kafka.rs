@@ -415,38 +415,17 @@ fn clickhouse_cut_mid_run_is_ridden_out_through_the_spool() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
     // Cut as soon as the node owns its partitions, for 3 s: its reads and
     // commits happen while the server is away.
-    let mut log = String::new();
-    loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("never assigned: {log}"));
-        log.push_str(&l);
-        log.push('\n');
-        if l.contains("assigned partitions [") && !l.contains("[]") {
-            break;
-        }
-    }
+    let mut err = StderrLines::of(&mut child);
+    err.wait_for("an assignment", Duration::from_secs(60), |l| {
+        (l.contains("assigned partitions [") && !l.contains("[]")).then_some(())
+    });
     relay.cut();
     std::thread::sleep(Duration::from_secs(3));
     relay.restore();
     let status = child.wait().unwrap();
-    while let Ok(l) = rx.try_recv() {
-        log.push_str(&l);
-        log.push('\n');
-    }
+    let log = err.finish();
     assert!(status.success(), "{log}");
     assert!(log.contains("spooling to"), "the outage was not met: {log}");
     assert!(
@@ -788,28 +767,12 @@ fn the_consumer_lag_is_measured_and_returns_to_zero() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
+    let mut err = StderrLines::of(&mut child);
+    let addr = err.wait_for("the URL", Duration::from_secs(30), |l| {
+        l.split("serving http://")
+            .nth(1)
+            .map(|rest| rest.split('/').next().unwrap().to_string())
     });
-    let mut log = String::new();
-    let addr = loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no URL: {log}"));
-        log.push_str(&l);
-        log.push('\n');
-        if let Some(rest) = l.split("serving http://").nth(1) {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
     let gauge = |text: &str, name: &str| -> Option<u64> {
         text.lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
@@ -827,11 +790,9 @@ fn the_consumer_lag_is_measured_and_returns_to_zero() {
         }
         std::thread::sleep(Duration::from_millis(40));
     }
-    while let Ok(l) = rx.try_recv() {
-        log.push_str(&l);
-        log.push('\n');
-    }
-    assert!(child.wait().unwrap().success(), "{log}");
+    let status = child.wait().unwrap();
+    let log = err.finish();
+    assert!(status.success(), "{log}");
     eprintln!("lag readings every 40 ms: {lags:?} ({messages} messages published)");
     assert_eq!(owned, 4, "{log}");
     let max = lags.iter().copied().max().unwrap_or(0);

@@ -83,19 +83,11 @@ impl SlidingHurst {
     }
 
     pub fn push(&mut self, v: f64) -> Option<WindowEstimate> {
-        if self.buf.len() == self.window {
-            self.buf.pop_front();
-        }
-        self.buf.push_back(v);
-        self.pushed += 1;
-        if self.buf.len() < self.window || !(self.pushed - self.window).is_multiple_of(self.every) {
-            return None;
-        }
-        let (a, b) = self.buf.as_slices();
-        let w: Vec<f64> = a.iter().chain(b).copied().collect();
-        let mut e = estimate_window(&w, &self.lw, &self.wavelet);
-        e.end_index = self.pushed - 1;
-        Some(e)
+        // The window is full from the `window`-th value on (clear resets
+        // both counts); then an estimate every `every` values.
+        let n = self.pushed + 1;
+        let due = n >= self.window && (n - self.window).is_multiple_of(self.every);
+        self.push_due(v, due)
     }
 }
 

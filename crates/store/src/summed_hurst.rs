@@ -199,8 +199,12 @@ impl SummedHurst {
         max_steps: usize,
     ) -> Result<Vec<HurstPoint>, StoreError> {
         let mut out = Vec::new();
+        // Placed once per call (an extent query); the steps move it on.
+        if self.place(history)?.is_none() {
+            return Ok(out);
+        }
         for _ in 0..max_steps {
-            let Some(end) = self.place(history)? else {
+            let Some(end) = self.next_end_ns else {
                 break;
             };
             if end > watermark_ns {

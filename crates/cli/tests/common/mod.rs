@@ -183,3 +183,70 @@ pub fn run_offline(cap: &Path, labels: &Path, data: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A child's stderr read line by line on a thread of its own (so the child
+/// never blocks on a full pipe), with everything read kept in `log`.
+pub struct StderrLines {
+    rx: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    pub log: String,
+}
+
+impl StderrLines {
+    /// Takes `child`'s piped stderr.
+    pub fn of(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        StderrLines {
+            rx,
+            reader: Some(reader),
+            log: String::new(),
+        }
+    }
+
+    /// The first line for which `want` gives `Some`, waiting at most
+    /// `within` (then panics with what was read, naming `what`).
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        within: std::time::Duration,
+        mut want: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let l = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{what} never came; stderr:\n{}", self.log));
+            self.log.push_str(&l);
+            self.log.push('\n');
+            if let Some(v) = want(&l) {
+                return v;
+            }
+        }
+    }
+
+    /// Everything to the end of the stream (call once the child exited).
+    pub fn finish(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        for l in self.rx.try_iter() {
+            self.log.push_str(&l);
+            self.log.push('\n');
+        }
+        self.log
+    }
+}

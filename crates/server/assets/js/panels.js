@@ -209,7 +209,7 @@ export function health(host, s, h) {
     row('status', h.status + (h.reasons && h.reasons.length ? ` — ${h.reasons.join('; ')}` : ''), 'status', h.status !== 'ok' && !s.source_done),
     row('source', s.source + (s.source_done ? ' (ended)' : ''), 'source'),
     row('packets in', `${f.pps(s.rates.packets_per_s)} · ${f.bits(s.rates.bytes_per_s * 8)}`, 'rate'),
-    row('drops', `kernel ${f.count(d.kernel)} · queue ${f.count(d.queue)} · store ${f.count(d.store)}`, 'drops', (d.kernel || d.queue || d.store) > 0),
+    row('drops', `kernel ${f.count(d.kernel)} · queue ${f.count(d.queue)} · store ${f.count(d.store)}${d.flows_to ? ` · flows to Kafka ${f.count(d.flows_to)}` : ''}`, 'drops', (d.kernel || d.queue || d.store || d.flows_to) > 0),
     row('queue', `${f.count(s.queue.len)} of ${f.count(s.queue.capacity)} (${f.pct(s.queue.fill_ratio)})`, 'queue', s.queue.fill_ratio > 0.5),
     row('store', s.store.failing ? `FAILING: ${s.store.last_error}` : `commit lag ${f.num(s.store.commit_lag_s, 2)} s · ${f.count(s.store.pending)} pending · ${f.bytes(s.store.size_bytes)}`, 'store', s.store.failing),
     ...(s.kafka ? [row('kafka', `${f.count(s.kafka.partitions)} partitions · lag ${s.kafka.lag_messages == null ? 'not known yet' : `${f.count(s.kafka.lag_messages)} messages`}`, 'kafka', s.kafka.lag_messages > 10000)] : []),
