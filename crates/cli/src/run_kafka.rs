@@ -340,6 +340,9 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
     let mut last_commit = Instant::now();
     let mut out_buf: Vec<Output> = Vec::new();
     let mut extents = BTreeMap::new();
+    // Partitions owned as of the last assignment (what the store holds for
+    // them is read in `extents`): a message of another is not read.
+    let mut owned: Vec<i32> = Vec::new();
     // Hurst points of the summed traffic, made from the store (this node's
     // pipelines see some partitions only).
     let mut hurst = SummedHurstTask::new(&pcfg);
@@ -359,6 +362,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
                 // by their new owner.
                 subs.retain(|(p, _), _| assigned.contains(p));
                 parts.retain(|p, _| assigned.contains(p));
+                owned.clone_from(&assigned);
                 // What the store holds decides what a replay skips: without
                 // it nothing is read. A store that does not answer (a
                 // ClickHouse outage) is asked again every second.
@@ -391,7 +395,7 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
             Some(KEvent::Messages(batch)) => {
                 last_message = Instant::now();
                 seen_any = true;
-                for d in batch {
+                for d in batch.into_iter().filter(|d| owned.contains(&d.partition)) {
                     let q = parts.entry(d.partition).or_default();
                     let m = match Message::parse(&d.value) {
                         Ok(m) => m,

@@ -565,15 +565,11 @@ fn an_analysis_node_killed_mid_run_and_restarted_loses_and_doubles_nothing() {
 /// (-9) mid-run and restarted: the partitions move between them, and
 /// ClickHouse ends with the local run's totals and flows exactly.
 ///
-/// Known failure, under investigation (issue 15): it passed 4 of 5 runs
-/// alone and failed in the full suite when partition 2 moved twice (the
-/// survivor took 0–3, then 2–3, then 3; the restarted node took 2). The
-/// packets and bytes were exact, but one flow was stored twice (58 flows
-/// for 57: a tail replayed from the middle was not recognised as a piece of
-/// the stored flow), and 2 packets were attributed differently (pending vs
-/// unknown, tls vs unrecognised). Run it with `--ignored`.
+/// This found that a node could read messages of a partition before it
+/// learnt it owned it (and so before reading what the store held for it):
+/// its replay then overwrote stored bins with partial ones (packets
+/// attributed pending/unrecognised) and stored a flow's tail as a flow.
 #[test]
-#[ignore = "known failure when a partition moves twice; see the comment"]
 fn one_of_two_analysis_nodes_killed_into_clickhouse_loses_and_doubles_nothing() {
     let Some(base) = kafka() else { return };
     let Some((ch, db)) = clickhouse("kill2") else {

@@ -863,8 +863,28 @@ async fn consume(
         match consumer.poll(Duration::from_millis(200)).await {
             Ok(recs) if recs.is_empty() => {}
             Ok(recs) => {
+                // The analysis loop learns of an assignment before any
+                // message of it (it reads what the store holds for the
+                // partitions it is given, and a replay must not start
+                // without that); records of partitions revoked meanwhile
+                // are left to their new owner, which replays them.
+                let mut now: Vec<i32> = consumer
+                    .assignment()
+                    .await
+                    .get(&url.topic)
+                    .cloned()
+                    .unwrap_or_default();
+                now.sort_unstable();
+                if now != assigned {
+                    assigned = now;
+                    last_check = Instant::now();
+                    if events.send(Event::Assigned(assigned.clone())).is_err() {
+                        break;
+                    }
+                }
                 let batch: Vec<Delivery> = recs
                     .into_iter()
+                    .filter(|r| assigned.binary_search(&r.partition).is_ok())
                     .filter_map(|r| {
                         Some(Delivery {
                             partition: r.partition,
