@@ -415,13 +415,20 @@ fn clickhouse_cut_mid_run_is_ridden_out_through_the_spool() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Cut as soon as the node owns its partitions, for 3 s: its reads and
-    // commits happen while the server is away.
+    // Cut at the node's first write after it owns its partitions, for 3 s:
+    // its writes and offset commits happen while the server is away. (A cut
+    // at the assignment itself only delays the node's first read, the
+    // other path, which meets no spool.)
     let mut err = StderrLines::of(&mut child);
     err.wait_for("an assignment", Duration::from_secs(60), |l| {
         (l.contains("assigned partitions [") && !l.contains("[]")).then_some(())
     });
-    relay.cut();
+    relay.cut_at(b"INSERT");
+    let t0 = std::time::Instant::now();
+    while !relay.is_cut() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no write came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_secs(3));
     relay.restore();
     let status = child.wait().unwrap();
