@@ -16,7 +16,10 @@ use crate::catalogue::{Catalogue, Category};
 /// 3: service-catalogue categories of the flow's names (SNI, HTTP Host, DNS
 ///    query, server certificate name); every protocol recognised in the
 ///    flow; HTTP media hints (path extension, response content type).
-pub const FEATURE_SCHEMA_VERSION: u32 = 3;
+/// 4: how each direction behaves over time ([`flow::Shape`]): size modes,
+///    gap structure (bursts, idle periods, a clock), spread of its bytes
+///    over the seconds it sent in.
+pub const FEATURE_SCHEMA_VERSION: u32 = 4;
 
 /// Signed sizes / IATs of this many first packets are features.
 pub const FIRST_N: usize = 16;
@@ -136,10 +139,75 @@ fn flow_names() -> Vec<String> {
     for f in CONTENT_FAMILIES {
         n.push(format!("http_content_{f}"));
     }
+    for d in ["fwd", "bwd"] {
+        for f in SHAPE_NAMES {
+            n.push(format!("{d}_{f}"));
+        }
+    }
     for i in 0..TOKEN_BUCKETS {
         n.push(format!("tok_{i}"));
     }
     n
+}
+
+/// Per-direction behaviour features ([`shape_features`]), in order.
+const SHAPE_NAMES: [&str; 18] = [
+    "size_le96_frac",
+    "size_le300_frac",
+    "size_le700_frac",
+    "size_le1100_frac",
+    "size_le1400_frac",
+    "size_gt1400_frac",
+    "gap_lt1ms_frac",
+    "gap_lt10ms_frac",
+    "gap_lt50ms_frac",
+    "gap_lt200ms_frac",
+    "gap_lt1s_frac",
+    "gap_ge1s_frac",
+    "regular_gap_frac",
+    "gap_cv",
+    "bursts_log",
+    "burst_bytes_log",
+    "active_second_frac",
+    "peak_to_mean_second",
+];
+
+/// How one direction behaves over time (schema 4): the shares of its
+/// frame sizes and gaps by bucket, how regular its gaps are (a clocked
+/// sender's are), its bursts (runs between gaps of 200 ms or more) and
+/// their mean size, the share of the flow's seconds it sent in and how
+/// much its busiest second exceeds its mean active second. Shares and
+/// ratios rather than counts, so a flow looks the same at 30 packets and
+/// at 30,000 — what carries to a service no capture showed.
+fn shape_features(ds: &flow::DirStats, flow_seconds: u64, v: &mut Vec<f32>) {
+    let s = &ds.shape;
+    let frac = |x: u32, n: u64| if n > 0 { x as f32 / n as f32 } else { 0.0 };
+    for &c in &s.size_hist {
+        v.push(frac(c, ds.packets));
+    }
+    let gaps = ds.packets.saturating_sub(1);
+    for &c in &s.gap_hist {
+        v.push(frac(c, gaps));
+    }
+    v.push(frac(s.regular_gaps, gaps.saturating_sub(1)));
+    v.push(if ds.iat_us.mean > 0.0 {
+        (ds.iat_us.std / ds.iat_us.mean) as f32
+    } else {
+        0.0
+    });
+    let bursts = s.bursts(ds.packets);
+    v.push(ln1p(bursts as f64));
+    v.push(if bursts > 0 {
+        ln1p(ds.bytes as f64 / bursts as f64)
+    } else {
+        0.0
+    });
+    v.push(frac(s.active_seconds, flow_seconds.max(1)));
+    v.push(if s.active_seconds > 0 && ds.bytes > 0 {
+        (s.peak_second_bytes as f64 * s.active_seconds as f64 / ds.bytes as f64) as f32
+    } else {
+        0.0
+    });
 }
 
 /// Number of flow features.
@@ -155,6 +223,7 @@ pub const FLOW_FEATURE_COUNT: usize = 13
     + PROTOCOLS.len()
     + 2
     + CONTENT_FAMILIES.len()
+    + 2 * SHAPE_NAMES.len()
     + TOKEN_BUCKETS;
 
 /// Names of the flow features, in order.
@@ -303,8 +372,8 @@ fn media_extension(path: &str) -> Option<&'static str> {
 
 /// Categories ([`Category::bit`] mask) of the protocols recognised in a
 /// flow that exist for one kind of service: call signalling and voice
-/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak) is conferencing, RTMP is
-/// video streaming, WhatsApp's protocol is messaging. RTP, STUN, DTLS and
+/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak) is conferencing, RTMP and
+/// RTSP are video streaming, WhatsApp's protocol is messaging. RTP, STUN, DTLS and
 /// the web's protocols carry anything and add nothing.
 pub fn protocol_categories(protocols: u32) -> u8 {
     protocol_names(protocols)
@@ -312,7 +381,7 @@ pub fn protocol_categories(protocols: u32) -> u8 {
             "sip" | "mgcp" | "megaco" | "h323" | "iax2" | "teamspeak" => {
                 Some(Category::Conferencing)
             }
-            "rtmp" => Some(Category::Video),
+            "rtmp" | "rtsp" => Some(Category::Video),
             "whatsapp" => Some(Category::Messaging),
             _ => None,
         })
@@ -517,6 +586,12 @@ pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
     for f in CONTENT_FAMILIES {
         v.push((family == Some(f)) as u8 as f32);
     }
+    // Capture seconds the flow spans (both ends counted), the base of each
+    // direction's active share.
+    let flow_seconds =
+        rec.end_ns / 1_000_000_000 - rec.start_ns.min(rec.end_ns) / 1_000_000_000 + 1;
+    shape_features(&rec.fwd, flow_seconds, &mut v);
+    shape_features(&rec.bwd, flow_seconds, &mut v);
     let base = v.len();
     v.extend([0.0; TOKEN_BUCKETS]);
     for t in app_tokens(rec) {
@@ -744,6 +819,87 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FLOW_FEATURE_COUNT, "feature names are unique");
+    }
+
+    /// The behaviour features of a direction, from a shape counted by hand:
+    /// 10 packets of 1,000 bytes over 4 of the flow's 5 seconds, 9 gaps.
+    #[test]
+    fn shape_features_are_shares_and_ratios_of_the_counts() {
+        let ds = flow::DirStats {
+            packets: 10,
+            bytes: 10_000,
+            iat_us: flow::Stat {
+                mean: 100.0,
+                std: 50.0,
+                ..flow::Stat::default()
+            },
+            shape: flow::Shape {
+                size_hist: [2, 0, 0, 8, 0, 0],
+                gap_hist: [6, 0, 0, 0, 1, 2],
+                regular_gaps: 4,
+                active_seconds: 4,
+                peak_second_bytes: 4_000,
+            },
+            ..flow::DirStats::default()
+        };
+        let mut v = Vec::new();
+        shape_features(&ds, 5, &mut v);
+        let got: HashMap<&str, f32> = SHAPE_NAMES.iter().copied().zip(v).collect();
+        let want = [
+            ("size_le96_frac", 0.2),
+            ("size_le1100_frac", 0.8),
+            ("size_gt1400_frac", 0.0),
+            ("gap_lt1ms_frac", 6.0 / 9.0),
+            ("gap_ge1s_frac", 2.0 / 9.0),
+            ("regular_gap_frac", 4.0 / 8.0),
+            ("gap_cv", 0.5),
+            // 1 + 3 gaps of 200 ms or more: 4 bursts of 2,500 bytes.
+            ("bursts_log", (5.0f32).ln()),
+            ("burst_bytes_log", (2501.0f32).ln()),
+            ("active_second_frac", 0.8),
+            // Busiest second 4,000 bytes against 2,500 per active second.
+            ("peak_to_mean_second", 1.6),
+        ];
+        for (name, x) in want {
+            assert!((got[name] - x).abs() < 1e-5, "{name}: {} vs {x}", got[name]);
+        }
+        // In a flow's vector: the responder's block under its names, the
+        // flow's span (4.4 s from 0.5 s past a second) five seconds.
+        let rec = FlowRecord {
+            id: 1,
+            start_ns: 1_700_000_000_500_000_000,
+            end_ns: 1_700_000_004_900_000_000,
+            protocol: 17,
+            ip_version: 4,
+            src: "10.0.0.1".parse().unwrap(),
+            src_port: 50_000,
+            dst: "10.0.0.2".parse().unwrap(),
+            dst_port: 5004,
+            vlan: 0,
+            tunnel: None,
+            fwd: flow::DirStats::default(),
+            bwd: ds,
+            fragments: 0,
+            first_sizes: vec![],
+            first_dirs: vec![],
+            first_iats_us: vec![],
+            app: AppInfo::default(),
+            end_reason: flow::EndReason::Idle,
+        };
+        let f = flow_features(&rec);
+        let names = flow_feature_names();
+        for (name, x) in want {
+            let at = names
+                .iter()
+                .position(|n| *n == format!("bwd_{name}"))
+                .unwrap();
+            assert!((f[at] - x).abs() < 1e-5, "bwd_{name}: {} vs {x}", f[at]);
+            let at = names
+                .iter()
+                .position(|n| *n == format!("fwd_{name}"))
+                .unwrap();
+            assert_eq!(f[at], 0.0, "fwd_{name} of an empty direction");
+        }
     }
 
     /// HLS, DASH and media files are video or audio by definition; pages,

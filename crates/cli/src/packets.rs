@@ -104,6 +104,7 @@ fn hint_str(pkt: &Packet<'_>) -> String {
         Some(app::AppHint::Ssh { banner }) => format!("ssh {banner}"),
         Some(app::AppHint::Rtp { payload_type }) => format!("rtp pt={payload_type}"),
         Some(app::AppHint::Sip { method }) => format!("sip {method}"),
+        Some(app::AppHint::Rtsp { method }) => format!("rtsp {method}"),
         Some(h) => h.protocol().to_string(),
         None => String::new(),
     }

@@ -8,8 +8,9 @@
 //! A flow counts as tshark's X when one of its packets has X in
 //! `frame.protocols` (default preferences and heuristics): stun, dtls,
 //! bittorrent/bt-dht, mgcp, megaco, h225/q931 (our "h323"), iax2, rtmpt (our
-//! "rtmp"). Flows are keyed by five-tuple; our records of one five-tuple are
-//! OR-ed (timeouts longer than any capture, as in `oracle_tshark.rs`).
+//! "rtmp"), rtsp. Flows are keyed by five-tuple; our records of one
+//! five-tuple are OR-ed (timeouts longer than any capture, as in
+//! `oracle_tshark.rs`).
 //!
 //! trafficscope looks only at the first payload packets of a flow (8 once a
 //! protocol is recognised, 32 before), without reassembly. Agreement is
@@ -17,7 +18,8 @@
 //! their first 8 payload packets ("in window"); flows where it appears only
 //! later are counted and reported too. Measured (tshark 4.0): every flow
 //! agrees, in window and anywhere — stun 83/83, bittorrent 24/24, h323 5/5,
-//! mgcp 5/5, dtls 3/3, rtmp 2/2, iax2 1/1, megaco 1/1 — and no flow is
+//! mgcp 5/5, dtls 3/3, rtmp 2/2, iax2 1/1, megaco 1/1, rtsp 1/1 (the one
+//! RTSP flow in the data, from `pcap-ndpi-more`: [`MORE`]) — and no flow is
 //! recognised by us alone; the assertion leaves 5 % of slack per protocol.
 //! Worth knowing: rtmp.pcap also holds a C0+C1-looking handshake on TCP 6002
 //! (GTP-tunnelled) that tshark shows as X11 by port; neither tool calls it
@@ -57,9 +59,28 @@ fn ours(layer: &str) -> Option<&'static str> {
         "h225" | "q931" => "h323",
         "iax2" => "iax2",
         "rtmpt" => "rtmp",
+        "rtsp" => "rtsp",
         _ => return None,
     })
 }
+
+/// The protocols compared with tshark.
+const COMPARED: [&str; 9] = [
+    "stun",
+    "dtls",
+    "bittorrent",
+    "mgcp",
+    "megaco",
+    "h323",
+    "iax2",
+    "rtmp",
+    "rtsp",
+];
+
+/// Captures of `pcap-ndpi-more` compared as well: those holding a compared
+/// protocol that the application captures lack (RTSP: VLC's SETUP to a
+/// camera-style server on 8554, which tshark dissects by that port).
+const MORE: [&str; 1] = ["rtsp_setup_http.pcapng"];
 
 /// Window of payload packets the assertion is made on.
 const WINDOW: usize = 8;
@@ -229,13 +250,15 @@ fn flow_protocols_agree_with_tshark_and_ndpi() {
         eprintln!("skipped: tshark not installed (scripts/test installs it)");
         return;
     }
-    let caps = files_with_ext(&dir, &[".pcap", ".pcapng"]);
+    let mut caps = files_with_ext(&dir, &[".pcap", ".pcapng"]);
+    let more = dir.join("../../pcap-ndpi-more");
+    caps.extend(MORE.iter().map(|f| more.join(f)).filter(|f| f.is_file()));
     let mut tally: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut misses = Vec::new();
     let mut extras = Vec::new();
     let mut ndpi: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     for cap in &caps {
-        let name = cap.strip_prefix(&dir).unwrap().display().to_string();
+        let name = cap.strip_prefix(&dir).unwrap_or(cap).display().to_string();
         let t = tshark_flows(cap);
         let o = our_flows(cap);
         let empty = HashSet::new();
@@ -266,18 +289,7 @@ fn flow_protocols_agree_with_tshark_and_ndpi() {
         // Ours where tshark names none of the compared protocols.
         for (k, got) in &o {
             for p in got {
-                let Some(p) = [
-                    "stun",
-                    "dtls",
-                    "bittorrent",
-                    "mgcp",
-                    "megaco",
-                    "h323",
-                    "iax2",
-                    "rtmp",
-                ]
-                .into_iter()
-                .find(|x| x == p) else {
+                let Some(p) = COMPARED.into_iter().find(|x| x == p) else {
                     continue;
                 };
                 if !t.any.get(k).is_some_and(|s| s.contains(p)) {
@@ -322,16 +334,7 @@ fn flow_protocols_agree_with_tshark_and_ndpi() {
         eprintln!("  extra: {x}");
     }
     // Every protocol the captures hold must have been compared.
-    for p in [
-        "stun",
-        "dtls",
-        "bittorrent",
-        "mgcp",
-        "megaco",
-        "h323",
-        "iax2",
-        "rtmp",
-    ] {
+    for p in COMPARED {
         let t = tally.get(p).map_or(0, |t| t.window);
         assert!(t > 0, "no {p} flow found in the captures");
     }

@@ -17,5 +17,8 @@ pub use export::{write_csv_header, write_csv_row, FLOW_CSV_COLUMNS};
 pub use key::{Addr, Endpoint, FlowKey};
 pub use net::{Cidr, CidrError, Direction, LocalNets};
 pub use quic::QuicClientHello;
-pub use record::{AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, Running, Stat};
+pub use record::{
+    AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, Running, Shape, Stat,
+    GAP_BUCKET_BOUNDS_NS, SIZE_BUCKET_BOUNDS,
+};
 pub use table::{FlowConfig, FlowTable, Placement, TableStats};

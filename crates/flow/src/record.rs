@@ -100,6 +100,13 @@ pub struct DirAccumulator {
     iat: Running,
     last_ts: u64,
     flags: [u32; 8],
+    shape: Shape,
+    /// The previous gap (ns), for [`Shape::regular_gaps`].
+    last_gap: u64,
+    /// The capture second being counted for [`Shape::peak_second_bytes`],
+    /// and its bytes so far.
+    second: u64,
+    second_bytes: u64,
 }
 
 impl DirAccumulator {
@@ -107,8 +114,25 @@ impl DirAccumulator {
     #[inline]
     pub fn push(&mut self, pkt: &decode::Packet<'_>, ts_ns: u64, wire_len: u32) {
         if self.packets > 0 {
-            self.iat.push(ts_ns.saturating_sub(self.last_ts));
+            let gap = ts_ns.saturating_sub(self.last_ts);
+            self.iat.push(gap);
+            self.shape.gap_hist[gap_bucket(gap)] += 1;
+            // Within a fifth of the previous gap: a clocked sender (a voice
+            // frame every 20 ms, a game tick) keeps doing it.
+            if self.packets > 1 && gap.abs_diff(self.last_gap) * 5 <= self.last_gap {
+                self.shape.regular_gaps += 1;
+            }
+            self.last_gap = gap;
         }
+        let second = ts_ns / 1_000_000_000;
+        if self.packets == 0 || second != self.second {
+            self.second = second;
+            self.second_bytes = 0;
+            self.shape.active_seconds += 1;
+        }
+        self.second_bytes += wire_len as u64;
+        self.shape.peak_second_bytes = self.shape.peak_second_bytes.max(self.second_bytes);
+        self.shape.size_hist[size_bucket(wire_len)] += 1;
         self.packets += 1;
         self.last_ts = ts_ns;
         self.bytes += wire_len as u64;
@@ -138,7 +162,70 @@ impl DirAccumulator {
             size: self.size.summary(1.0),
             iat_us: self.iat.summary(1_000.0),
             tcp_flags: self.flags,
+            shape: self.shape,
         }
+    }
+}
+
+/// Upper bounds (inclusive) of [`Shape::size_hist`]'s buckets but the last:
+/// bare acknowledgements and control, small messages, voice frames,
+/// mid-size, near-full, full-size frames.
+pub const SIZE_BUCKET_BOUNDS: [u32; 5] = [96, 300, 700, 1100, 1400];
+/// Upper bounds (exclusive, ns) of [`Shape::gap_hist`]'s buckets but the
+/// last: back to back (< 1 ms), < 10 ms, < 50 ms (voice and game clocks),
+/// < 200 ms, < 1 s, longer. A gap of 200 ms or more ends a burst.
+pub const GAP_BUCKET_BOUNDS_NS: [u64; 5] = [
+    1_000_000,
+    10_000_000,
+    50_000_000,
+    200_000_000,
+    1_000_000_000,
+];
+
+#[inline]
+fn size_bucket(wire_len: u32) -> usize {
+    SIZE_BUCKET_BOUNDS
+        .iter()
+        .position(|&b| wire_len <= b)
+        .unwrap_or(SIZE_BUCKET_BOUNDS.len())
+}
+
+#[inline]
+fn gap_bucket(gap_ns: u64) -> usize {
+    GAP_BUCKET_BOUNDS_NS
+        .iter()
+        .position(|&b| gap_ns < b)
+        .unwrap_or(GAP_BUCKET_BOUNDS_NS.len())
+}
+
+/// How one direction of a flow behaves over time, beyond its moments: the
+/// modes of its sizes, the structure of its gaps (bursts, idle periods, a
+/// clock) and how its bytes spread over the seconds it sent in. A video
+/// player fetches segments in bursts of full-size frames with idle
+/// seconds between them; a call sends a voice frame every 20 ms, every
+/// second; a page load is one burst. Fixed size: counted per packet
+/// without allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Shape {
+    /// Frames by wire length, bucketed by [`SIZE_BUCKET_BOUNDS`].
+    pub size_hist: [u32; 6],
+    /// Gaps between this direction's packets, by [`GAP_BUCKET_BOUNDS_NS`].
+    pub gap_hist: [u32; 6],
+    /// Gaps within a fifth of the gap before them.
+    pub regular_gaps: u32,
+    /// Capture seconds (whole seconds since the epoch) with a packet.
+    pub active_seconds: u32,
+    /// Bytes (wire length) of the busiest of those seconds.
+    pub peak_second_bytes: u64,
+}
+
+impl Shape {
+    /// Runs of packets separated by gaps of 200 ms or more (0 without packets).
+    pub fn bursts(&self, packets: u64) -> u64 {
+        if packets == 0 {
+            return 0;
+        }
+        1 + (self.gap_hist[4] + self.gap_hist[5]) as u64
     }
 }
 
@@ -167,6 +254,10 @@ pub struct DirStats {
     pub iat_us: Stat,
     /// TCP flag counts: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR.
     pub tcp_flags: [u32; 8],
+    /// Size modes, gap structure and spread over time (classifier features;
+    /// not exported).
+    #[serde(skip)]
+    pub shape: Shape,
 }
 
 /// What the payload of the flow revealed, plus its port-based service.

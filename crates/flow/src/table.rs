@@ -621,6 +621,49 @@ mod tests {
         &t.slots[*t.map.values().next().unwrap() as usize]
     }
 
+    /// A call's upstream (a 214-byte frame every 20 ms for 2 s) against a
+    /// player's downstream (three bursts of 20 full-size frames 100 µs
+    /// apart, 2 s between bursts): the shapes counted by hand.
+    #[test]
+    fn shape_counts_size_modes_gaps_bursts_and_busy_seconds() {
+        const MS: u64 = 1_000_000;
+        let t0 = 10_000 * MS;
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut frames: Vec<(u64, Vec<u8>)> = (0..100)
+            .map(|i| (t0 + i * 20 * MS, udp(true, &[1; 172])))
+            .collect();
+        for b in 0..3u64 {
+            for i in 0..20u64 {
+                let ts = t0 + 500 * MS + b * 2_000 * MS + i * MS / 10;
+                frames.push((ts, udp(false, &[2; 1400])));
+            }
+        }
+        frames.sort_by_key(|f| f.0);
+        let mut out = Vec::new();
+        for (ts, f) in &frames {
+            feed(&mut t, *ts, f, &mut out);
+        }
+        t.flush(&mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        let (up, down) = (&out[0].fwd, &out[0].bwd);
+        assert_eq!((up.packets, down.packets), (100, 60));
+        let s = up.shape;
+        assert_eq!(s.size_hist, [0, 100, 0, 0, 0, 0], "214-byte frames");
+        assert_eq!(s.gap_hist, [0, 0, 99, 0, 0, 0], "20 ms gaps");
+        assert_eq!(s.regular_gaps, 98);
+        assert_eq!(s.active_seconds, 2);
+        assert_eq!(s.peak_second_bytes, 50 * 214);
+        assert_eq!(s.bursts(up.packets), 1);
+        let s = down.shape;
+        assert_eq!(s.size_hist, [0, 0, 0, 0, 0, 60], "1442-byte frames");
+        assert_eq!(s.gap_hist, [57, 0, 0, 0, 0, 2]);
+        // The first gap of each burst has no like gap before it.
+        assert_eq!(s.regular_gaps, 54);
+        assert_eq!(s.active_seconds, 3);
+        assert_eq!(s.peak_second_bytes, 20 * 1442);
+        assert_eq!(s.bursts(down.packets), 3);
+    }
+
     #[test]
     fn quic_client_hello_over_two_initials_then_buffer_freed() {
         let ch = client_hello("two.example");

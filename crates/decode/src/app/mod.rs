@@ -21,6 +21,7 @@ mod mgcp;
 mod quic;
 mod rtmp;
 mod rtp;
+mod rtsp;
 mod sip;
 mod ssh;
 mod stun;
@@ -46,6 +47,7 @@ use self::mgcp::mgcp;
 use self::quic::{gquic, quic};
 use self::rtmp::rtmp;
 use self::rtp::rtp;
+use self::rtsp::rtsp;
 use self::sip::sip;
 use self::ssh::ssh;
 use self::stun::{stun, stun_framed};
@@ -57,7 +59,7 @@ use self::whatsapp::whatsapp;
 /// bit `i` of a protocol bitmask (e.g. `flow::AppInfo::protocols`) stands for
 /// `PROTOCOLS[i]`. Append-only: a name keeps its index forever, so masks
 /// written by older builds keep their meaning.
-pub const PROTOCOLS: [&str; 18] = [
+pub const PROTOCOLS: [&str; 19] = [
     "tls",        // 0
     "dns",        // 1
     "http",       // 2
@@ -76,6 +78,7 @@ pub const PROTOCOLS: [&str; 18] = [
     "rtmp",       // 15
     "teamspeak",  // 16
     "whatsapp",   // 17
+    "rtsp",       // 18
 ];
 
 const _: () = assert!(PROTOCOLS.len() <= 32, "protocol bitmasks are u32");
@@ -174,6 +177,10 @@ pub enum AppHint<'a> {
     Rtmp,
     TeamSpeak,
     WhatsApp,
+    /// An RTSP request (`method`) or a response (`"response"`).
+    Rtsp {
+        method: &'a str,
+    },
 }
 
 /// Longest request target kept in [`AppHint::HttpRequest`] (bytes).
@@ -203,6 +210,7 @@ impl AppHint<'_> {
             AppHint::Rtmp => 15,
             AppHint::TeamSpeak => 16,
             AppHint::WhatsApp => 17,
+            AppHint::Rtsp { .. } => 18,
         }
     }
 
@@ -214,7 +222,7 @@ impl AppHint<'_> {
     /// Protocol name of the hint, one of [`PROTOCOLS`]: "tls", "dns",
     /// "http", "quic", "ssh", "rtp", "rtcp", "sip", "stun", "dtls",
     /// "bittorrent", "mgcp", "megaco", "h323", "iax2", "rtmp", "teamspeak",
-    /// "whatsapp".
+    /// "whatsapp", "rtsp".
     pub fn protocol(&self) -> &'static str {
         PROTOCOLS[self.protocol_index()]
     }
@@ -260,6 +268,10 @@ pub fn inspect<'a>(pkt: &Packet<'a>) -> Option<AppHint<'a>> {
     match pkt.transport {
         Transport::Tcp(t) => {
             if let Some(h) = tls(p) {
+                return Some(h);
+            }
+            // Before HTTP: RTSP's messages have HTTP's shape.
+            if let Some(h) = rtsp(p) {
                 return Some(h);
             }
             if let Some(h) = http(p) {
