@@ -102,7 +102,9 @@ fn hint_str(pkt: &Packet<'_>) -> String {
             None => format!("quic version=0x{version:08x}"),
         },
         Some(app::AppHint::Ssh { banner }) => format!("ssh {banner}"),
-        Some(app::AppHint::Rtp { payload_type }) => format!("rtp pt={payload_type}"),
+        Some(app::AppHint::Rtp {
+            payload_type, ssrc, ..
+        }) => format!("rtp pt={payload_type} ssrc={ssrc:08x}"),
         Some(app::AppHint::Sip { method }) => format!("sip {method}"),
         Some(app::AppHint::Rtsp { method }) => format!("rtsp {method}"),
         Some(h) => h.protocol().to_string(),

@@ -18,7 +18,7 @@ pub use key::{Addr, Endpoint, FlowKey};
 pub use net::{Cidr, CidrError, Direction, LocalNets};
 pub use quic::QuicClientHello;
 pub use record::{
-    AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, Running, Shape, Stat,
+    AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, RtpCandidates, Running, Shape, Stat,
     GAP_BUCKET_BOUNDS_NS, SIZE_BUCKET_BOUNDS,
 };
 pub use table::{FlowConfig, FlowTable, Placement, TableStats};

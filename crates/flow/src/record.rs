@@ -297,6 +297,51 @@ pub struct AppInfo {
     /// names ("stun+dtls+rtp"), null when empty.
     #[serde(serialize_with = "serialize_protocols")]
     pub protocols: u32,
+    /// RTP headers seen but not yet confirmed by a second packet of their
+    /// stream (internal state of [`merge`](Self::merge); not exported).
+    #[serde(skip)]
+    pub rtp_candidates: RtpCandidates,
+}
+
+/// The last two RTP headers of a flow not yet confirmed (one per direction
+/// in a call): an RTP header is version 2 and a payload type in a wide
+/// range, which one encrypted datagram in eight passes, so the flow counts
+/// as RTP only when a later packet continues a candidate's stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RtpCandidates {
+    /// (SSRC, sequence number, payload type) of the two latest headers.
+    last: [Option<(u32, u16, u8)>; 2],
+}
+
+impl RtpCandidates {
+    /// How far ahead of a candidate a packet of its stream may be: loss
+    /// and reordering within the packets a flow inspects.
+    const MAX_SEQ_STEP: u16 = 16;
+
+    /// Whether the header continues a candidate's stream (same SSRC and
+    /// payload type, sequence 1..=16 ahead, modulo 2^16); else it becomes
+    /// a candidate itself, replacing the older one.
+    pub fn confirms(&mut self, ssrc: u32, seq: u16, payload_type: u8) -> bool {
+        let continues = |c: &Option<(u32, u16, u8)>| {
+            c.is_some_and(|(s, q, pt)| {
+                s == ssrc
+                    && pt == payload_type
+                    && (1..=Self::MAX_SEQ_STEP).contains(&seq.wrapping_sub(q))
+            })
+        };
+        if self.last.iter().any(continues) {
+            self.last = [None; 2];
+            return true;
+        }
+        self.last = [self.last[1], Some((ssrc, seq, payload_type))];
+        false
+    }
+
+    /// Whether an RTP header waits for confirmation (the flow table then
+    /// keeps inspecting a flow it has recognised otherwise, e.g. as STUN).
+    pub fn pending(&self) -> bool {
+        self.last.iter().any(Option::is_some)
+    }
 }
 
 fn serialize_protocols<S: serde::Serializer>(mask: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -324,6 +369,17 @@ impl AppInfo {
     /// Folds one application hint in: the first value of each field wins.
     pub fn merge(&mut self, h: &AppHint<'_>) {
         let app = self;
+        if let AppHint::Rtp {
+            payload_type,
+            seq,
+            ssrc,
+        } = *h
+        {
+            let confirmed = app.protocols & h.protocol_bit() != 0;
+            if !confirmed && !app.rtp_candidates.confirms(ssrc, seq, payload_type) {
+                return;
+            }
+        }
         app.protocols |= h.protocol_bit();
         if app.detected.is_none() {
             app.detected = Some(h.protocol());
@@ -459,7 +515,13 @@ mod tests {
             content_type: 22,
             version: 0xfefd,
         });
-        a.merge(&AppHint::Rtp { payload_type: 111 });
+        for seq in [7, 8] {
+            a.merge(&AppHint::Rtp {
+                payload_type: 111,
+                seq,
+                ssrc: 9,
+            });
+        }
         a.merge(&AppHint::Stun {
             message_type: 0x101,
         });
@@ -496,13 +558,56 @@ mod tests {
         assert_eq!(AppInfo::protocols_joined(0), "");
     }
 
+    /// One RTP-looking datagram is a candidate, not RTP; the flow is RTP
+    /// once a packet continues its stream, whichever direction came
+    /// between. Random headers (other SSRCs, a sequence behind or far
+    /// ahead, another payload type) confirm nothing.
+    #[test]
+    fn rtp_needs_a_second_packet_of_its_stream() {
+        let rtp = |ssrc: u32, seq: u16, payload_type: u8| AppHint::Rtp {
+            payload_type,
+            seq,
+            ssrc,
+        };
+        let mut a = AppInfo::default();
+        for h in [
+            rtp(1, 100, 0),
+            rtp(2, 100, 0),
+            rtp(1, 99, 0),
+            rtp(1, 140, 0),
+            rtp(3, 141, 8),
+            rtp(4, 142, 8),
+        ] {
+            a.merge(&h);
+        }
+        assert_eq!(a.protocols, 0, "no candidate continued");
+        assert_eq!(a.detected, None);
+        assert!(a.rtp_candidates.pending());
+        // Up (SSRC 5) and down (SSRC 6) interleaved; 5's next packet lost.
+        for h in [rtp(5, 10, 111), rtp(6, 500, 111), rtp(5, 12, 111)] {
+            a.merge(&h);
+        }
+        assert_eq!(AppInfo::protocols_joined(a.protocols), "rtp");
+        assert_eq!(a.detected, Some("rtp"));
+        assert!(!a.rtp_candidates.pending());
+        // Once confirmed, every header counts (other streams of the call).
+        a.merge(&AppHint::Rtcp);
+        assert_eq!(AppInfo::protocols_joined(a.protocols), "rtp+rtcp");
+    }
+
     #[test]
     fn protocols_serialize_as_joined_names() {
         let mut a = AppInfo::default();
         let j = serde_json::to_value(&a).unwrap();
         assert!(j["protocols"].is_null());
         a.merge(&AppHint::Iax2);
-        a.merge(&AppHint::Rtp { payload_type: 0 });
+        for seq in [u16::MAX, 0] {
+            a.merge(&AppHint::Rtp {
+                payload_type: 0,
+                seq,
+                ssrc: 1,
+            });
+        }
         let j = serde_json::to_value(&a).unwrap();
         assert_eq!(j["protocols"], "rtp+iax2");
         assert_eq!(j["detected"], "iax2");

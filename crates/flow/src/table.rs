@@ -289,8 +289,10 @@ impl FlowTable {
             st.first_iats_us.push(iat);
         }
         // Look at the first payload packets; keep looking (up to 4× longer)
-        // while nothing has been recognised, e.g. a flow caught mid-transfer.
-        let window = if st.app.detected.is_some() {
+        // while nothing has been recognised, e.g. a flow caught mid-transfer,
+        // or while an RTP header waits for the packet that confirms it (a
+        // call's media after its STUN and DTLS).
+        let window = if st.app.detected.is_some() && !st.app.rtp_candidates.pending() {
             inspect_limit
         } else {
             inspect_limit.saturating_mul(4)

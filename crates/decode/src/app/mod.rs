@@ -144,8 +144,12 @@ pub enum AppHint<'a> {
     Ssh {
         banner: &'a str,
     },
+    /// An RTP header: a candidate until another packet of its stream
+    /// (`ssrc`, `seq` a little ahead) confirms it (`flow::AppInfo::merge`).
     Rtp {
         payload_type: u8,
+        seq: u16,
+        ssrc: u32,
     },
     Rtcp,
     Sip {
