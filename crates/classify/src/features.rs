@@ -372,13 +372,13 @@ fn media_extension(path: &str) -> Option<&'static str> {
 
 /// Categories ([`Category::bit`] mask) of the protocols recognised in a
 /// flow that exist for one kind of service: call signalling and voice
-/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak) is conferencing, RTMP and
+/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak, Skinny) is conferencing, RTMP and
 /// RTSP are video streaming, WhatsApp's protocol is messaging. RTP, STUN, DTLS and
 /// the web's protocols carry anything and add nothing.
 pub fn protocol_categories(protocols: u32) -> u8 {
     protocol_names(protocols)
         .filter_map(|p| match p {
-            "sip" | "mgcp" | "megaco" | "h323" | "iax2" | "teamspeak" => {
+            "sip" | "mgcp" | "megaco" | "h323" | "iax2" | "teamspeak" | "skinny" => {
                 Some(Category::Conferencing)
             }
             "rtmp" | "rtsp" => Some(Category::Video),

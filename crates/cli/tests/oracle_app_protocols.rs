@@ -8,7 +8,7 @@
 //! A flow counts as tshark's X when one of its packets has X in
 //! `frame.protocols` (default preferences and heuristics): stun, dtls,
 //! bittorrent/bt-dht, mgcp, megaco, h225/q931 (our "h323"), iax2, rtmpt (our
-//! "rtmp"), rtsp. Flows are keyed by five-tuple; our records of one
+//! "rtmp"), rtsp, skinny. Flows are keyed by five-tuple; our records of one
 //! five-tuple are OR-ed (timeouts longer than any capture, as in
 //! `oracle_tshark.rs`).
 //!
@@ -18,9 +18,10 @@
 //! their first 8 payload packets ("in window"); flows where it appears only
 //! later are counted and reported too. Measured (tshark 4.0): every flow
 //! agrees, in window and anywhere — stun 83/83, bittorrent 24/24, h323 5/5,
-//! mgcp 5/5, dtls 3/3, rtmp 2/2, iax2 1/1, megaco 1/1, rtsp 1/1 (the one
-//! RTSP flow in the data, from `pcap-ndpi-more`: [`MORE`]) — and no flow is
-//! recognised by us alone; the assertion leaves 5 % of slack per protocol.
+//! mgcp 5/5, dtls 3/3, rtmp 2/2, iax2 1/1, megaco 1/1, and from
+//! `pcap-ndpi-more` ([`MORE`]) skinny 3/3 and rtsp 1/1 (the one RTSP flow
+//! in the data) — and no flow is recognised by us alone; the assertion
+//! leaves 5 % of slack per protocol.
 //! Worth knowing: rtmp.pcap also holds a C0+C1-looking handshake on TCP 6002
 //! (GTP-tunnelled) that tshark shows as X11 by port; neither tool calls it
 //! RTMP (1348 bytes, not 1537, and not port 1935). Classic STUN (RFC 3489,
@@ -60,12 +61,13 @@ fn ours(layer: &str) -> Option<&'static str> {
         "iax2" => "iax2",
         "rtmpt" => "rtmp",
         "rtsp" => "rtsp",
+        "skinny" => "skinny",
         _ => return None,
     })
 }
 
 /// The protocols compared with tshark.
-const COMPARED: [&str; 9] = [
+const COMPARED: [&str; 10] = [
     "stun",
     "dtls",
     "bittorrent",
@@ -75,12 +77,18 @@ const COMPARED: [&str; 9] = [
     "iax2",
     "rtmp",
     "rtsp",
+    "skinny",
 ];
 
 /// Captures of `pcap-ndpi-more` compared as well: those holding a compared
 /// protocol that the application captures lack (RTSP: VLC's SETUP to a
-/// camera-style server on 8554, which tshark dissects by that port).
-const MORE: [&str; 1] = ["rtsp_setup_http.pcapng"];
+/// camera-style server on 8554, which tshark dissects by that port; Cisco
+/// Skinny: IP phones and their call manager on port 2000).
+const MORE: [&str; 3] = [
+    "rtsp_setup_http.pcapng",
+    "skinny.pcap",
+    "sccp_hw_conf_register.pcapng",
+];
 
 /// Window of payload packets the assertion is made on.
 const WINDOW: usize = 8;

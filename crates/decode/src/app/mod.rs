@@ -23,6 +23,7 @@ mod rtmp;
 mod rtp;
 mod rtsp;
 mod sip;
+mod skinny;
 mod ssh;
 mod stun;
 mod teamspeak;
@@ -49,6 +50,7 @@ use self::rtmp::rtmp;
 use self::rtp::rtp;
 use self::rtsp::rtsp;
 use self::sip::sip;
+use self::skinny::{skinny, SKINNY_PORT};
 use self::ssh::ssh;
 use self::stun::{stun, stun_framed};
 use self::teamspeak::teamspeak;
@@ -59,7 +61,7 @@ use self::whatsapp::whatsapp;
 /// bit `i` of a protocol bitmask (e.g. `flow::AppInfo::protocols`) stands for
 /// `PROTOCOLS[i]`. Append-only: a name keeps its index forever, so masks
 /// written by older builds keep their meaning.
-pub const PROTOCOLS: [&str; 19] = [
+pub const PROTOCOLS: [&str; 20] = [
     "tls",        // 0
     "dns",        // 1
     "http",       // 2
@@ -79,6 +81,7 @@ pub const PROTOCOLS: [&str; 19] = [
     "teamspeak",  // 16
     "whatsapp",   // 17
     "rtsp",       // 18
+    "skinny",     // 19
 ];
 
 const _: () = assert!(PROTOCOLS.len() <= 32, "protocol bitmasks are u32");
@@ -185,6 +188,8 @@ pub enum AppHint<'a> {
     Rtsp {
         method: &'a str,
     },
+    /// A Cisco Skinny (SCCP) message.
+    Skinny,
 }
 
 /// Longest request target kept in [`AppHint::HttpRequest`] (bytes).
@@ -215,6 +220,7 @@ impl AppHint<'_> {
             AppHint::TeamSpeak => 16,
             AppHint::WhatsApp => 17,
             AppHint::Rtsp { .. } => 18,
+            AppHint::Skinny => 19,
         }
     }
 
@@ -226,7 +232,7 @@ impl AppHint<'_> {
     /// Protocol name of the hint, one of [`PROTOCOLS`]: "tls", "dns",
     /// "http", "quic", "ssh", "rtp", "rtcp", "sip", "stun", "dtls",
     /// "bittorrent", "mgcp", "megaco", "h323", "iax2", "rtmp", "teamspeak",
-    /// "whatsapp", "rtsp".
+    /// "whatsapp", "rtsp", "skinny".
     pub fn protocol(&self) -> &'static str {
         PROTOCOLS[self.protocol_index()]
     }
@@ -350,9 +356,14 @@ pub fn inspect<'a>(pkt: &Packet<'a>) -> Option<AppHint<'a>> {
     }
 }
 
-/// The TCP checks after TLS, HTTP, SSH, DNS and SIP.
+/// The TCP checks after TLS, RTSP, HTTP, SSH, DNS and SIP.
 fn tcp_other(p: &[u8], sport: u16, dport: u16) -> Option<AppHint<'_>> {
     let port = |n: u16| sport == n || dport == n;
+    if port(SKINNY_PORT) {
+        if let Some(h) = skinny(p) {
+            return Some(h);
+        }
+    }
     match p[0] {
         // TPKT (RFC 1006) carries Q.931 (H.323 call signalling) and Megaco.
         0x03 if p.len() >= 4 && p[1] == 0 => {
