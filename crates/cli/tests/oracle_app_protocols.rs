@@ -196,7 +196,7 @@ fn our_flows(cap: &Path) -> HashMap<Key, HashSet<String>> {
 }
 
 /// Flows nDPI names `app` in its expected output (`*.out`) by payload
-/// inspection ("Confidence: DPI"; flows it names by address are left out).
+/// inspection ([`ndpi_named`]; flows it names by address are left out).
 fn ndpi_flows(out: &Path, app: &str) -> Vec<Key> {
     ndpi_named(out)
         .into_iter()
@@ -275,7 +275,7 @@ fn rtp_only_where_a_stream_continues() {
         eprintln!("skipped: nDPI captures not found (set TRAFFICSCOPE_DATA)");
         return;
     };
-    let more = dir.join("../../pcap-ndpi-more");
+    let more = more_captures(&dir);
     let mut others = 0;
     let mut wrong = Vec::new();
     for cap in RTP_LOOKALIKES.iter().map(|c| more.join(c)) {
@@ -333,6 +333,11 @@ fn data() -> Option<PathBuf> {
     Some(data_if_present()?.join("pcap-apps/ndpi")).filter(|d| d.is_dir())
 }
 
+/// `pcap-ndpi-more` beside the nDPI test captures `dir` ([`data`]).
+fn more_captures(dir: &Path) -> PathBuf {
+    dir.join("../../pcap-ndpi-more")
+}
+
 #[derive(Default, Debug)]
 struct Tally {
     window: usize,
@@ -353,7 +358,7 @@ fn flow_protocols_agree_with_tshark_and_ndpi() {
         return;
     }
     let mut caps = files_with_ext(&dir, &[".pcap", ".pcapng"]);
-    let more = dir.join("../../pcap-ndpi-more");
+    let more = more_captures(&dir);
     caps.extend(MORE.iter().map(|f| more.join(f)).filter(|f| f.is_file()));
     let mut tally: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut misses = Vec::new();

@@ -329,3 +329,9 @@ pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+
+/// Little-endian, as Skinny writes its header.
+#[inline]
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}

@@ -15,16 +15,7 @@
 //! first packet of a compound is read.)
 
 use super::AppHint;
-
-#[inline]
-fn be16(p: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([p[at], p[at + 1]])
-}
-
-#[inline]
-fn be32(p: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]])
-}
+use crate::{be16, be32};
 
 pub(super) fn rtp(p: &[u8], sport: u16, dport: u16) -> Option<AppHint<'static>> {
     if p.len() < 8 || p[0] >> 6 != 2 || sport < 1024 || dport < 1024 {

@@ -5,14 +5,10 @@
 //! message id and its data), a header version and a message id.
 
 use super::AppHint;
+use crate::le32;
 
 /// The port Skinny listens on (TLS-protected Skinny uses 2443 and is TLS).
 pub(super) const SKINNY_PORT: u16 = 2000;
-
-#[inline]
-fn le32(p: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]])
-}
 
 /// A Skinny message at the start of a segment to or from port 2000: a
 /// length of at least the message id that fits the segment, a header
