@@ -266,32 +266,36 @@ fn port_parts(port: u16) -> (f32, f32, f32) {
 /// Application tokens of a flow: labels of its host names (SNI, HTTP host,
 /// DNS query), its ALPN, detected protocol, service, QUIC version.
 pub fn app_tokens(rec: &FlowRecord) -> Vec<String> {
+    app_tokens_of(&rec.app)
+}
+
+fn app_tokens_of(app: &AppInfo) -> Vec<String> {
     let mut t = Vec::new();
-    for name in flow_names_of(&rec.app) {
+    for name in flow_names_of(app) {
         host_tokens(name, &mut t);
     }
-    if let Some(a) = &rec.app.tls_alpn {
+    if let Some(a) = &app.tls_alpn {
         t.push(format!("alpn:{a}"));
     }
-    if let Some(d) = rec.app.detected {
+    if let Some(d) = app.detected {
         t.push(format!("det:{d}"));
     }
-    if let Some(s) = rec.app.service {
+    if let Some(s) = app.service {
         t.push(format!("svc:{s}"));
     }
-    if let Some(q) = &rec.app.quic_version {
+    if let Some(q) = &app.quic_version {
         t.push(format!("quic:{q}"));
     }
-    if let Some(q) = rec.app.dns_qtype {
+    if let Some(q) = app.dns_qtype {
         t.push(format!("qtype:{q}"));
     }
-    for p in protocol_names(rec.app.protocols) {
+    for p in protocol_names(app.protocols) {
         t.push(format!("proto:{p}"));
     }
-    if let Some(e) = rec.app.http_path.as_deref().and_then(media_extension) {
+    if let Some(e) = app.http_path.as_deref().and_then(media_extension) {
         t.push(format!("ext:{e}"));
     }
-    if let Some(ct) = rec.app.http_content_type.as_deref() {
+    if let Some(ct) = app.http_content_type.as_deref() {
         t.push(format!("content:{}", content_family(ct)));
     }
     t
@@ -462,6 +466,12 @@ fn content_family(ct: &str) -> &'static str {
 
 /// Feature vector of a (finished or partial) flow record.
 pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
+    flow_features_named(rec, &NameFeatures::of(&rec.app))
+}
+
+/// [`flow_features`] with the part that comes from the flow's names
+/// computed beforehand (from the same record's [`AppInfo`]).
+pub fn flow_features_named(rec: &FlowRecord, names: &NameFeatures) -> Vec<f32> {
     let mut v = Vec::with_capacity(FLOW_FEATURE_COUNT);
     let dur = rec.duration_s();
     let pk = rec.packets() as f64;
@@ -564,19 +574,7 @@ pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
     for d in DETECTED {
         v.push((a.detected == Some(d)) as u8 as f32);
     }
-    let names: String = [&a.tls_sni, &a.http_host, &a.dns_query]
-        .into_iter()
-        .flatten()
-        .map(|s| s.to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    for k in KEYWORDS {
-        v.push(names.contains(k) as u8 as f32);
-    }
-    let cats = Catalogue::builtin().categories(flow_names_of(a));
-    for c in Category::ALL {
-        v.push((cats & c.bit() != 0) as u8 as f32);
-    }
+    v.extend_from_slice(&names.flags);
     for i in 0..PROTOCOLS.len() {
         v.push((a.protocols >> i & 1) as f32);
     }
@@ -594,11 +592,48 @@ pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
     shape_features(&rec.bwd, flow_seconds, &mut v);
     let base = v.len();
     v.extend([0.0; TOKEN_BUCKETS]);
-    for t in app_tokens(rec) {
-        v[base + (fnv1a(&t) % TOKEN_BUCKETS as u64) as usize] = 1.0;
+    for &b in &names.buckets {
+        v[base + b as usize] = 1.0;
     }
     debug_assert_eq!(v.len(), FLOW_FEATURE_COUNT);
     v
+}
+
+/// What a flow's names and application facts give its feature row: the
+/// keyword and catalogue-category flags and the hashed token buckets. They
+/// change only while the payload is being inspected, so streaming
+/// classification computes them once per change instead of at every
+/// prediction (string matching is most of a row's cost).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NameFeatures {
+    /// One flag per [`KEYWORDS`] entry, then one per [`Category`].
+    flags: Vec<f32>,
+    /// Token buckets set to 1.
+    buckets: Vec<u32>,
+}
+
+impl NameFeatures {
+    pub fn of(a: &AppInfo) -> Self {
+        let names: String = [&a.tls_sni, &a.http_host, &a.dns_query]
+            .into_iter()
+            .flatten()
+            .map(|s| s.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut flags = Vec::with_capacity(KEYWORDS.len() + Category::ALL.len());
+        for k in KEYWORDS {
+            flags.push(names.contains(k) as u8 as f32);
+        }
+        let cats = Catalogue::builtin().categories(flow_names_of(a));
+        for c in Category::ALL {
+            flags.push((cats & c.bit() != 0) as u8 as f32);
+        }
+        let buckets = app_tokens_of(a)
+            .iter()
+            .map(|t| (fnv1a(t) % TOKEN_BUCKETS as u64) as u32)
+            .collect();
+        NameFeatures { flags, buckets }
+    }
 }
 
 // ---------------------------------------------------------------------------

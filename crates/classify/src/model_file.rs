@@ -3,12 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use flow::FlowRecord;
+use flow::{AppInfo, FlowRecord};
 
 use crate::evidence::{evidence_feature_names, TokenEvidence};
 use crate::features::{
-    evidence_tokens, flow_feature_names, flow_features, packet_feature_names,
-    FEATURE_SCHEMA_VERSION,
+    evidence_tokens, flow_feature_names, flow_features, flow_features_named, packet_feature_names,
+    NameFeatures, FEATURE_SCHEMA_VERSION,
 };
 use crate::flat::TreeEnsemble;
 use crate::models::{Classifier, Model};
@@ -24,6 +24,18 @@ const FORMAT: &str = "trafficscope-classify-model";
 /// Weight of the catalogue's likelihood ratio in models trained with token
 /// evidence: 1, the plain naive-Bayes product.
 pub const CATALOGUE_WEIGHT: f32 = 1.0;
+
+/// The part of a flow's model row that comes from its names and
+/// application facts, kept between predictions of one open flow
+/// ([`ModelFile::flow_row_cached`]). Valid for one flow (its ports and
+/// protocol) and one model.
+#[derive(Debug, Clone, Default)]
+pub struct RowNameCache {
+    /// The facts the rest was computed from.
+    app: Option<AppInfo>,
+    names: NameFeatures,
+    evidence: Vec<f32>,
+}
 
 /// Applies the catalogue ratio to `p` for a row of flow features followed
 /// by evidence features (the catalogue evidence comes first).
@@ -140,6 +152,23 @@ impl ModelFile {
         if let Some(ev) = &self.evidence {
             x.extend(ev.features(&evidence_tokens(rec)));
         }
+        x
+    }
+
+    /// [`flow_row`](Self::flow_row) for a flow that is judged again as it
+    /// grows: what its names give (the costly string matching) is kept in
+    /// `cache` and recomputed only when its application facts changed.
+    pub fn flow_row_cached(&self, rec: &FlowRecord, cache: &mut RowNameCache) -> Vec<f32> {
+        if cache.app.as_ref() != Some(&rec.app) {
+            cache.names = NameFeatures::of(&rec.app);
+            cache.evidence = match &self.evidence {
+                Some(ev) => ev.features(&evidence_tokens(rec)),
+                None => Vec::new(),
+            };
+            cache.app = Some(rec.app.clone());
+        }
+        let mut x = flow_features_named(rec, &cache.names);
+        x.extend_from_slice(&cache.evidence);
         x
     }
 

@@ -1,8 +1,8 @@
 //! Early / streaming classification and rolling evaluation.
 //!
-//! [`StreamingClassifier`] tracks flows with the flow table, keeps a
-//! [`FlowBuilder`] per open flow, predicts a flow once it has `min_packets`
-//! packets and re-predicts every `update_every` packets after that. Every
+//! [`StreamingClassifier`] tracks flows with the flow table, predicts a flow
+//! from the table's record of it so far once it has `min_packets` packets
+//! and re-predicts every `update_every` packets after that. Every
 //! packet carries its flow's current prediction; a prediction whose
 //! probability is under `threshold` is [`Prediction::Unknown`]. A flow that
 //! ends before `min_packets` is judged once at its end (its
@@ -16,9 +16,8 @@ use std::net::IpAddr;
 use flow::{FlowConfig, FlowRecord, FlowTable};
 use serde::{Deserialize, Serialize};
 
-use crate::model_file::ModelFile;
+use crate::model_file::{ModelFile, RowNameCache};
 use crate::models::argmax;
-use crate::partial::FlowBuilder;
 use crate::{ClassifyError, Result};
 
 #[derive(Debug, Clone)]
@@ -120,9 +119,12 @@ pub struct FlowVerdict {
 }
 
 struct OpenFlow {
-    builder: FlowBuilder,
+    /// Protocol, initiator address and port, responder address and port.
+    tuple: (u8, IpAddr, u16, IpAddr, u16),
+    start_ns: u64,
     prediction: Prediction,
     probabilities: Vec<f32>,
+    names: RowNameCache,
 }
 
 /// Per-packet streaming classification with a flow model.
@@ -130,7 +132,7 @@ pub struct StreamingClassifier {
     model: ModelFile,
     cfg: StreamingConfig,
     table: FlowTable,
-    flows: HashMap<u64, OpenFlow>,
+    flows: HashMap<u64, OpenFlow, foldhash::fast::FixedState>,
     ended: Vec<FlowRecord>,
     verdicts: Vec<FlowVerdict>,
     predictions: u64,
@@ -149,7 +151,7 @@ impl StreamingClassifier {
             table: FlowTable::new(cfg.flow_config.clone()),
             model,
             cfg,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             ended: vec![],
             verdicts: vec![],
             predictions: 0,
@@ -175,19 +177,6 @@ impl StreamingClassifier {
         self.predictions
     }
 
-    fn judge(&self, p: &[f32]) -> Prediction {
-        let best = argmax(p);
-        let confidence = p.get(best).copied().unwrap_or(0.0);
-        if confidence >= self.cfg.threshold {
-            Prediction::Class {
-                class: best,
-                confidence,
-            }
-        } else {
-            Prediction::Unknown { best, confidence }
-        }
-    }
-
     /// Counts a packet; `None` for packets without an IP layer.
     pub fn push(
         &mut self,
@@ -201,41 +190,48 @@ impl StreamingClassifier {
             .process(pkt, ts_ns, wire_len, &mut |r| ended.push(r));
         self.settle_ended();
         let pl = placed?;
-        if let std::collections::hash_map::Entry::Vacant(v) = self.flows.entry(pl.flow_id) {
-            let b = FlowBuilder::new(pl.flow_id, pkt, pl.forward, ts_ns)?;
-            v.insert(OpenFlow {
-                builder: b,
-                prediction: Prediction::Pending,
-                probabilities: Vec::new(),
-            });
-        }
-        let f = self.flows.get_mut(&pl.flow_id)?;
-        f.builder.push(pkt, pl.forward, ts_ns, wire_len);
-        let n = f.builder.packets() as usize;
+        let f = match self.flows.entry(pl.flow_id) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let ip = pkt.ip?;
+                let (sp, dp) = pkt.ports().unwrap_or((0, 0));
+                let tuple = if pl.forward {
+                    (ip.protocol, ip.src, sp, ip.dst, dp)
+                } else {
+                    (ip.protocol, ip.dst, dp, ip.src, sp)
+                };
+                v.insert(OpenFlow {
+                    tuple,
+                    start_ns: ts_ns,
+                    prediction: Prediction::Pending,
+                    probabilities: Vec::new(),
+                    names: RowNameCache::default(),
+                })
+            }
+        };
+        let n = pl.position as usize;
         let k = self.cfg.min_packets.max(1);
         let due = n == k
             || (n > k
                 && n <= self.cfg.max_update_packets
                 && (n - k).is_multiple_of(self.cfg.update_every.max(1)));
         if due {
-            let x = self.model.flow_row(&f.builder.snapshot());
-            let p = self.model.flow_proba(&x);
-            self.predictions += 1;
-            let pred = self.judge(&p);
-            // Re-borrow after the immutable use of self.
-            let f = self.flows.get_mut(&pl.flow_id)?;
-            f.prediction = pred;
-            f.probabilities = p;
+            if let Some(rec) = self.table.snapshot(&pl) {
+                let x = self.model.flow_row_cached(&rec, &mut f.names);
+                let p = self.model.flow_proba(&x);
+                self.predictions += 1;
+                f.prediction = judge(self.cfg.threshold, &p);
+                f.probabilities = p;
+            }
         }
-        let f = &self.flows[&pl.flow_id];
         Some(PacketVerdict {
             flow_id: pl.flow_id,
             forward: pl.forward,
             position: pl.position,
-            tuple: f.builder.tuple(),
-            flow_start_ns: f.builder.start_ns(),
+            tuple: f.tuple,
+            flow_start_ns: f.start_ns,
             prediction: f.prediction,
-            app: f.builder.detected_app(),
+            app: self.table.app_of(&pl).and_then(|a| a.detected),
         })
     }
 
@@ -280,15 +276,15 @@ impl StreamingClassifier {
                 continue;
             };
             if f.prediction == Prediction::Pending {
-                let x = self.model.flow_row(&r);
+                let x = self.model.flow_row_cached(&r, &mut f.names);
                 let p = self.model.flow_proba(&x);
                 self.predictions += 1;
-                f.prediction = self.judge(&p);
+                f.prediction = judge(self.cfg.threshold, &p);
                 f.probabilities = p;
             }
             self.verdicts.push(FlowVerdict {
                 flow_id: r.id,
-                tuple: f.builder.tuple(),
+                tuple: f.tuple,
                 start_ns: r.start_ns,
                 end_ns: r.end_ns,
                 packets: r.packets(),
@@ -298,6 +294,21 @@ impl StreamingClassifier {
                 record: r,
             });
         }
+    }
+}
+
+/// The answer for class probabilities `p`: the best class, or `unknown`
+/// under `threshold`.
+fn judge(threshold: f32, p: &[f32]) -> Prediction {
+    let best = argmax(p);
+    let confidence = p.get(best).copied().unwrap_or(0.0);
+    if confidence >= threshold {
+        Prediction::Class {
+            class: best,
+            confidence,
+        }
+    } else {
+        Prediction::Unknown { best, confidence }
     }
 }
 

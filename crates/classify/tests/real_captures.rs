@@ -277,3 +277,66 @@ fn flattened_trees_predict_exactly_like_the_tree_walk_on_real_flows() {
         }
     }
 }
+
+/// Streaming predictions reuse what a flow's names give its row between
+/// predictions: on every packet of real flows (TLS, HTTP, DNS, SIP, RTP), the
+/// cached row of the table's record so far equals the row computed afresh,
+/// with the shipped model (which carries token evidence).
+#[test]
+fn cached_rows_equal_fresh_rows_on_every_packet_of_real_flows() {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default.json");
+    let model = ModelFile::from_json(&std::fs::read_to_string(model).unwrap()).unwrap();
+    assert!(
+        model.evidence.is_some(),
+        "the shipped model carries evidence"
+    );
+    let dir = data().join("pcap-apps/ndpi");
+    if !dir.exists() {
+        assert!(std::env::var_os("CI").is_none(), "shared data not found");
+        return;
+    }
+    let mut table = flow::FlowTable::new(flow::FlowConfig::default());
+    let mut caches: std::collections::HashMap<u64, classify::RowNameCache> = Default::default();
+    let (mut rows, mut name_changes) = (0, 0);
+    let more = [
+        "video/1kxun.pcap",
+        "web/sites.pcapng",
+        "voip-conferencing/webex.pcap",
+    ];
+    for f in FILES.iter().chain(&more) {
+        let mut r = CaptureReader::open(dir.join(f).to_str().unwrap()).unwrap();
+        while let Some(fr) = r.next_frame().unwrap() {
+            let pkt = decode::decode(fr.linktype, fr.data);
+            let Some(placed) = table.process(&pkt, fr.ts_ns, fr.wire_len, &mut |_| {}) else {
+                continue;
+            };
+            let rec = table.snapshot(&placed).unwrap();
+            let cache = caches.entry(placed.flow_id).or_default();
+            let before = format!("{cache:?}");
+            let got = model.flow_row_cached(&rec, cache);
+            name_changes += (format!("{cache:?}") != before) as usize;
+            let want = model.flow_row(&rec);
+            assert_eq!(got.len(), want.len());
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{f}: flow {} at packet {}",
+                placed.flow_id,
+                placed.position
+            );
+            rows += 1;
+        }
+    }
+    eprintln!(
+        "{rows} rows, {name_changes} refreshes, {} flows",
+        caches.len()
+    );
+    // The cache was reused, and refreshed as flows revealed their names.
+    assert!(rows > 1000, "{rows} rows");
+    assert!(
+        name_changes > caches.len() && name_changes < rows / 2,
+        "{name_changes} refreshes, {} flows, {rows} rows",
+        caches.len()
+    );
+}

@@ -70,6 +70,10 @@ pub struct Placement {
     pub forward: bool,
     /// Position of the packet in its flow (1-based).
     pub position: u64,
+    /// The flow's slot in the table and its generation, for
+    /// [`FlowTable::snapshot`].
+    slot: u32,
+    gen: u32,
 }
 
 struct FlowState {
@@ -321,13 +325,41 @@ impl FlowTable {
                 }
             }
         }
-        let flow_id = self.slots[slot as usize].id;
+        let (flow_id, gen) = (self.slots[slot as usize].id, self.slots[slot as usize].gen);
         self.touch(slot);
         Some(Placement {
             flow_id,
             forward,
             position,
+            slot,
+            gen,
         })
+    }
+
+    /// The flow a packet was just placed in, as it stands (end reason
+    /// `end-of-input`): what streaming classification judges before the
+    /// flow ends. `None` once that flow has ended.
+    pub fn snapshot(&self, placed: &Placement) -> Option<FlowRecord> {
+        let st = self.open_slot(placed)?;
+        let mut record = head_record(st, EndReason::EndOfInput);
+        record.first_sizes = st.first_sizes.clone();
+        record.first_dirs = st.first_dirs.clone();
+        record.first_iats_us = st.first_iats_us.clone();
+        record.app = st.app.clone();
+        Some(record)
+    }
+
+    /// What the payload of the flow a packet was just placed in has revealed
+    /// so far; `None` once that flow has ended.
+    pub fn app_of(&self, placed: &Placement) -> Option<&AppInfo> {
+        self.open_slot(placed).map(|st| &st.app)
+    }
+
+    /// The state of a placement's flow while it is open (a flow's end moves
+    /// its slot to the next generation).
+    fn open_slot(&self, placed: &Placement) -> Option<&FlowState> {
+        let st = self.slots.get(placed.slot as usize)?;
+        (st.gen == placed.gen && st.id == placed.flow_id).then_some(st)
     }
 
     /// Ends every open flow (reason `end-of-input`), oldest first.
@@ -470,32 +502,11 @@ impl FlowTable {
         let st = &mut self.slots[slot as usize];
         self.map.remove(&st.key);
         st.gen = st.gen.wrapping_add(1);
-        let (init, resp) = if st.init_is_lo {
-            (st.key.lo, st.key.hi)
-        } else {
-            (st.key.hi, st.key.lo)
-        };
-        let record = FlowRecord {
-            id: st.id,
-            start_ns: st.start,
-            end_ns: st.last,
-            protocol: st.key.protocol,
-            ip_version: st.ip_version,
-            src: init.addr.to_ip(),
-            src_port: init.port,
-            dst: resp.addr.to_ip(),
-            dst_port: resp.port,
-            vlan: st.key.vlan,
-            tunnel: st.tunnel,
-            fwd: st.dirs[0].summary(),
-            bwd: st.dirs[1].summary(),
-            fragments: st.fragments,
-            first_sizes: std::mem::take(&mut st.first_sizes),
-            first_dirs: std::mem::take(&mut st.first_dirs),
-            first_iats_us: std::mem::take(&mut st.first_iats_us),
-            app: std::mem::take(&mut st.app),
-            end_reason: reason,
-        };
+        let mut record = head_record(st, reason);
+        record.first_sizes = std::mem::take(&mut st.first_sizes);
+        record.first_dirs = std::mem::take(&mut st.first_dirs);
+        record.first_iats_us = std::mem::take(&mut st.first_iats_us);
+        record.app = std::mem::take(&mut st.app);
         st.quic = QuicClientHello::default();
         self.free.push(slot);
         let s = &mut self.stats;
@@ -544,6 +555,37 @@ impl FlowTable {
             self.lru_tail = prev;
         }
         self.links[slot as usize] = UNLINKED;
+    }
+}
+
+/// A flow's record without its first-packet sequences and application facts
+/// (the caller moves or copies those).
+fn head_record(st: &FlowState, reason: EndReason) -> FlowRecord {
+    let (init, resp) = if st.init_is_lo {
+        (st.key.lo, st.key.hi)
+    } else {
+        (st.key.hi, st.key.lo)
+    };
+    FlowRecord {
+        id: st.id,
+        start_ns: st.start,
+        end_ns: st.last,
+        protocol: st.key.protocol,
+        ip_version: st.ip_version,
+        src: init.addr.to_ip(),
+        src_port: init.port,
+        dst: resp.addr.to_ip(),
+        dst_port: resp.port,
+        vlan: st.key.vlan,
+        tunnel: st.tunnel,
+        fwd: st.dirs[0].summary(),
+        bwd: st.dirs[1].summary(),
+        fragments: st.fragments,
+        first_sizes: Vec::new(),
+        first_dirs: Vec::new(),
+        first_iats_us: Vec::new(),
+        app: AppInfo::default(),
+        end_reason: reason,
     }
 }
 

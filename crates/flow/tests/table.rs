@@ -255,3 +255,53 @@ fn memory_stays_bounded_under_many_flows() {
     assert_eq!(r.table.stats().evicted, 49_000);
     assert_eq!(r.out.len(), 49_000);
 }
+
+#[test]
+fn snapshot_is_the_record_the_flow_would_end_with_so_far() {
+    // The packets of one TCP conversation, a UDP flow interleaved.
+    let tcp = [
+        (0, frame(A, 40000, B, 80, Some(SYN), 0)),
+        (S / 100, frame(B, 80, A, 40000, Some(SYN | ACK), 0)),
+        (2 * S / 100, frame(A, 40000, B, 80, Some(ACK), 0)),
+        (3 * S / 100, frame(A, 40000, B, 80, Some(ACK), 300)),
+        (4 * S / 100, frame(C, 5000, B, 53, None, 40)),
+        (S / 2, frame(B, 80, A, 40000, Some(ACK), 1400)),
+        (S, frame(B, 80, A, 40000, Some(ACK), 700)),
+        (2 * S, frame(A, 40000, B, 80, Some(RST), 0)),
+    ];
+    let mut live = Run::new(FlowConfig::default());
+    let mut placements = Vec::new();
+    for (n, (ts, f)) in tcp.iter().enumerate() {
+        let placed = live.feed(*ts, f).unwrap();
+        // Oracle: a fresh table fed the same packets and flushed now.
+        let mut prefix = Run::new(FlowConfig::default());
+        for (t, g) in &tcp[..=n] {
+            prefix.feed(*t, g);
+        }
+        let ended = prefix.finish();
+        let mut want = ended
+            .into_iter()
+            .find(|r| r.id == placed.flow_id)
+            .expect("the flushed table has the flow");
+        want.end_reason = EndReason::EndOfInput;
+        assert_eq!(live.table.snapshot(&placed), Some(want), "after packet {n}");
+        assert_eq!(
+            live.table.app_of(&placed),
+            live.table.snapshot(&placed).as_ref().map(|r| &r.app)
+        );
+        placements.push(placed);
+    }
+    // The RST ends the TCP flow after the close linger: its placements go
+    // stale; the UDP flow's stays.
+    live.table.advance_to(10 * S, &mut |_| {});
+    let udp = placements.remove(4);
+    assert!(placements.iter().all(|p| live.table.snapshot(p).is_none()));
+    assert!(placements.iter().all(|p| live.table.app_of(p).is_none()));
+    assert_eq!(live.table.snapshot(&udp).unwrap().packets(), 1);
+    // A new flow reusing the freed slot is not mistaken for the old one.
+    let placed = live
+        .feed(11 * S, &frame(A, 40001, B, 80, Some(SYN), 0))
+        .unwrap();
+    assert_eq!(live.table.snapshot(&placed).unwrap().packets(), 1);
+    assert!(live.table.snapshot(&placements[0]).is_none());
+}
