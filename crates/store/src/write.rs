@@ -165,6 +165,10 @@ struct Ctx<'a> {
     keep: HashSet<(Kind, i64)>,
     created: bool,
     now: u64,
+    /// The flow insert of the last day written, and the buffer its JSON
+    /// rows are serialized into: a batch is mostly flows of one day.
+    flow_insert: Option<(i64, String)>,
+    json: Vec<u8>,
 }
 
 impl Ctx<'_> {
@@ -191,6 +195,8 @@ fn transaction(
         keep: HashSet::new(),
         created: false,
         now: pipeline::unix_now_ns(),
+        flow_insert: None,
+        json: Vec::with_capacity(4096),
     };
     let mut done = Done::default();
     let mut minutes = BTreeSet::new();
@@ -602,41 +608,50 @@ fn write_hurst(cx: &mut Ctx<'_>, h: &HurstPoint) -> rusqlite::Result<()> {
 
 fn write_flow(cx: &mut Ctx<'_>, f: &FlowRow) -> rusqlite::Result<()> {
     let r = &f.record;
-    let t = cx.table(Kind::Flows, day_of(r.start_ns))?;
-    let row =
-        serde_json::to_string(f).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let day = day_of(r.start_ns);
+    if cx.flow_insert.as_ref().map(|(d, _)| *d) != Some(day) {
+        let t = cx.table(Kind::Flows, day)?;
+        cx.flow_insert = Some((
+            day,
+            format!(
+                "INSERT OR REPLACE INTO {t} (start_ns, end_ns, protocol, src, src_port, dst,
+                    dst_port, ip_version, packets, bytes, duration_ns, class, confidence,
+                    true_class, app, service, protocols, server_name, end_reason, row)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20)"
+            ),
+        ));
+    }
+    cx.json.clear();
+    serde_json::to_writer(&mut cx.json, f)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let row = std::str::from_utf8(&cx.json)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let protocols = flow_protocols(r);
     let server = flow_server_name(r);
-    cx.conn
-        .prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {t} (start_ns, end_ns, protocol, src, src_port, dst, dst_port,
-                ip_version, packets, bytes, duration_ns, class, confidence, true_class, app,
-                service, protocols, server_name, end_reason, row)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20)"
-        ))?
-        .execute(params![
-            i(r.start_ns),
-            i(r.end_ns),
-            r.protocol,
-            r.src.to_string(),
-            r.src_port,
-            r.dst.to_string(),
-            r.dst_port,
-            r.ip_version,
-            i(r.packets()),
-            i(r.bytes()),
-            i(r.end_ns.saturating_sub(r.start_ns)),
-            f.class,
-            f.confidence.map(f64::from),
-            f.true_class,
-            r.app.detected,
-            r.app.service,
-            protocols,
-            server,
-            r.end_reason.as_str(),
-            row
-        ])?;
+    let sql = cx.flow_insert.as_ref().map_or("", |(_, s)| s.as_str());
+    cx.conn.prepare_cached(sql)?.execute(params![
+        i(r.start_ns),
+        i(r.end_ns),
+        r.protocol,
+        r.src.to_string(),
+        r.src_port,
+        r.dst.to_string(),
+        r.dst_port,
+        r.ip_version,
+        i(r.packets()),
+        i(r.bytes()),
+        i(r.end_ns.saturating_sub(r.start_ns)),
+        f.class,
+        f.confidence.map(f64::from),
+        f.true_class,
+        r.app.detected,
+        r.app.service,
+        protocols,
+        server,
+        r.end_reason.as_str(),
+        row
+    ])?;
     Ok(())
 }
 
