@@ -9,6 +9,7 @@
 //! tests fail in CI (`CI` set) and are skipped elsewhere.
 #![cfg(feature = "kafka")]
 
+mod browser;
 mod common;
 #[path = "../../store/tests/relay/mod.rs"]
 mod relay;
@@ -968,4 +969,70 @@ fn an_unreachable_broker_at_start_is_a_clear_error() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// The dashboard's health panel on an analysis node shows the partitions
+/// it owns and the consumer lag as the API gives them: all 4 partitions of
+/// the topic, and a lag of 0 once everything published is read and
+/// committed.
+#[test]
+fn the_dashboard_shows_an_analysis_nodes_partitions_and_lag() {
+    let Some(base) = kafka() else { return };
+    if !browser::browser_available() {
+        return;
+    }
+    let dir = temp_dir("health");
+    let url = format!("{base}/{}", topic("health"));
+    publish(
+        &url,
+        &capture("video/netflix.pcap"),
+        "node-a",
+        &["--speed", "max"],
+    );
+    let store = dir.join("store");
+    let mut args = vec![
+        "run",
+        "--from",
+        &url,
+        "--data",
+        store.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let group = topic("g");
+    args.extend(["--group", &group]);
+    args.extend(KEEP);
+    let svc = browser::Service::start(&args);
+    // The API's view, once the topic is read and committed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let kafka = loop {
+        let s = svc.get("/api/v1/summary");
+        if s["kafka"]["partitions"] == 4 && s["kafka"]["lag_messages"] == 0 {
+            break s["kafka"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never owned 4 partitions with no lag: {}",
+            s["kafka"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let b = browser::Browser::start("kafka-health", 1440, 4000);
+    b.goto(&svc.url("/"));
+    let text = b.wait_for(
+        "document.querySelector('[data-health=kafka]')?.textContent",
+        Duration::from_secs(20),
+    );
+    b.screenshot_el("#p-health", "health");
+    assert_eq!(
+        text,
+        format!(
+            "{} partitions · lag {} messages",
+            kafka["partitions"], kafka["lag_messages"]
+        )
+    );
+    assert_eq!(text, "4 partitions · lag 0 messages");
+    let errors = b.errors();
+    assert!(errors.is_empty(), "page errors: {errors:?}");
+    svc.stop();
 }
