@@ -405,7 +405,13 @@ impl Pipeline {
             };
             self.bins.flow_ended(v.record.end_reason.as_str());
             if let Ok(mut m) = self.status.flows_by_class.lock() {
-                *m.entry(class.clone()).or_default() += 1;
+                // The key is cloned only for a class not counted yet.
+                match m.get_mut(&class) {
+                    Some(n) => *n += 1,
+                    None => {
+                        m.insert(class.clone(), 1);
+                    }
+                }
             }
             self.status.flows_ended.fetch_add(1, Relaxed);
             let probabilities = self
