@@ -1036,3 +1036,110 @@ fn the_dashboard_shows_an_analysis_nodes_partitions_and_lag() {
     assert!(errors.is_empty(), "page errors: {errors:?}");
     svc.stop();
 }
+
+/// The broker freezes for longer than the producer's delivery timeout
+/// (10 s) while a capture node publishes: the node renews its producer when
+/// the broker is back, the default buffer holds the 14 s (nothing dropped),
+/// and an analysis node reading the topic afterwards stores the local run's
+/// totals and flows exactly (a batch sent twice by a retry is read once).
+#[test]
+fn a_broker_frozen_past_the_delivery_timeout_is_ridden_out_by_a_capture_node() {
+    let Some(broker) = PrivateBroker::start("frozen-producer") else {
+        return;
+    };
+    let dir = temp_dir("frozen-producer");
+    let url = format!("kafka://127.0.0.1:{}/frozen-producer", broker.port);
+    let cap = capture("voip-conferencing/webex.pcap");
+    // 117 s of traffic at 5× (about 23 s); the freeze from 5 s to 19 s.
+    let capture_node = Command::new("timeout")
+        .args(["-k", "5", "150", bin()])
+        .args(["run", "-r", cap.to_str().unwrap(), "--to", &url])
+        .args(["--node", "n", "--partitions", "4", "--speed", "5"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    broker.signal("-STOP");
+    std::thread::sleep(Duration::from_secs(14));
+    broker.signal("-CONT");
+    let err = ok(capture_node.wait_with_output().unwrap(), "capture node");
+    let (records, acked, dropped) = published(&err);
+    assert!(
+        err.contains("failed: delivery timed out"),
+        "the freeze was not met: {err}"
+    );
+    assert_eq!((acked, dropped), (records, 0), "{err}");
+    let store = dir.join("kafka");
+    analyse(&url, &store, "g");
+    local(&[&cap], &dir.join("local"));
+    assert_eq!(summary(&store), summary(&dir.join("local")));
+}
+
+/// The broker freezes for longer than the group's session timeout (10 s)
+/// while an analysis node is assigned and reading: when it comes back the
+/// coordinator has given the member up, the node joins again, reads on from
+/// the committed offsets, and its store ends with the local run's totals
+/// and flows exactly (nothing lost, nothing counted twice).
+///
+/// Fails today (issue 15): after the thaw the member joins again and is
+/// assigned no partition ("assigned partitions []"), reads nothing more and
+/// ends at `--exit-idle` with what it had (228 of 1,110 packets).
+#[test]
+#[ignore = "fails: re-assigned no partition after its session expired (issue 15)"]
+fn a_broker_frozen_past_the_session_timeout_loses_and_doubles_nothing() {
+    let Some(broker) = PrivateBroker::start("frozen-group") else {
+        return;
+    };
+    let dir = temp_dir("frozen-group");
+    let url = format!("kafka://127.0.0.1:{}/frozen-group", broker.port);
+    let cap = capture("voip-conferencing/webex.pcap");
+    let store = dir.join("kafka");
+    // 117 s of traffic at 5× (about 23 s): packets keep coming after the freeze.
+    let capture_node = Command::new("timeout")
+        .args(["-k", "5", "150", bin()])
+        .args(["run", "-r", cap.to_str().unwrap(), "--to", &url])
+        .args(["--node", "n", "--partitions", "4", "--speed", "5"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node = Command::new("timeout")
+        .args(["-k", "5", "150", bin()])
+        .args(["run", "--from", &url, "--group", "g", "--no-listen"])
+        // Longer than the freeze: the outage must not pass for the end.
+        .args(["--data", store.to_str().unwrap(), "--exit-idle", "20s"])
+        .args(KEEP)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Freeze once the node has stored some of the traffic.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let n = store::open_history(&store)
+            .ok()
+            .and_then(|h| h.totals(0, u64::MAX / 2).ok())
+            .map_or(0, |t| t.packets);
+        if n > 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the analysis node stored nothing"
+        );
+    }
+    broker.signal("-STOP");
+    std::thread::sleep(Duration::from_secs(14));
+    let frozen = summary(&store);
+    broker.signal("-CONT");
+    let err = ok(capture_node.wait_with_output().unwrap(), "capture node");
+    let (records, acked, dropped) = published(&err);
+    assert_eq!((acked, dropped), (records, 0), "{err}");
+    let log = ok(node.wait_with_output().unwrap(), "analysis node");
+    local(&[&cap], &dir.join("local"));
+    let (got, want) = (summary(&store), summary(&dir.join("local")));
+    assert!(frozen.packets < want.packets, "frozen mid-run: {frozen:?}");
+    assert_eq!(got, want, "{log}");
+}

@@ -94,7 +94,8 @@ pub struct PublisherOptions {
     pub node: String,
     /// A batch is sent once it holds this many bytes (or at each tick).
     pub batch_bytes: usize,
-    /// Bytes queued per partition at most (in whole batches).
+    /// Bytes of messages queued or in flight at most, all partitions
+    /// together (in whole messages).
     pub buffer_bytes: usize,
     pub compression: bool,
     pub when_full: WhenFull,
@@ -134,6 +135,8 @@ pub struct PublishStats {
     pub retries: AtomicU64,
     /// Messages waiting in the queues or in flight.
     pub queued_messages: AtomicU64,
+    /// Their bytes: what `buffer_bytes` bounds.
+    pub queued_bytes: AtomicU64,
     /// The last send failed (the broker is unreachable or refusing).
     pub failing: AtomicBool,
     pub last_error: Mutex<String>,
@@ -227,14 +230,16 @@ impl Publisher {
             return;
         }
         self.last_tick_s = s;
-        self.control(Kind::Tick, s * 1_000_000_000);
+        self.control(Kind::Tick, s * 1_000_000_000, None);
     }
 
-    fn control(&mut self, kind: Kind, ts_ns: u64) {
+    /// A control message to every partition; with a `deadline`, waits until
+    /// then for room in the buffer (the end marker).
+    fn control(&mut self, kind: Kind, ts_ns: u64, deadline: Option<Instant>) {
         for p in 0..self.queues.len() {
             self.ship(p);
             let bytes = control(kind, &self.opts.node, self.session, self.seq, ts_ns);
-            self.enqueue(p, Msg { bytes, records: 0 }, kind == Kind::End);
+            self.enqueue(p, Msg { bytes, records: 0 }, deadline);
         }
     }
 
@@ -247,21 +252,40 @@ impl Publisher {
         let bytes = b.finish().to_vec();
         // Empty again: the next record begins a new message.
         b.clear();
-        self.enqueue(p, Msg { bytes, records }, false);
+        self.enqueue(p, Msg { bytes, records }, None);
     }
 
-    fn enqueue(&mut self, p: usize, m: Msg, must: bool) {
+    /// Queues a message within the byte budget. When it is spent: drops it
+    /// (counted) or, with `--to-when-full block`, waits; a `deadline` waits
+    /// until then at most.
+    fn enqueue(&mut self, p: usize, m: Msg, deadline: Option<Instant>) {
         let records = m.records;
-        let q = &self.queues[p];
-        let sent = if must || self.opts.when_full == WhenFull::Block {
-            q.blocking_send(m).is_ok()
-        } else {
-            q.try_send(m).is_ok()
+        let len = m.bytes.len() as u64;
+        let budget = self.opts.buffer_bytes as u64;
+        let wait = deadline.is_some() || self.opts.when_full == WhenFull::Block;
+        let may_wait = || wait && deadline.is_none_or(|d| Instant::now() < d);
+        let stats = &self.stats;
+        let mut m = Some(m);
+        let sent = loop {
+            // One message always fits an empty buffer, however small.
+            let queued = stats.queued_bytes.load(Relaxed);
+            if queued == 0 || queued + len <= budget {
+                match self.queues[p].try_send(m.take().expect("message")) {
+                    Ok(()) => break true,
+                    Err(mpsc::error::TrySendError::Full(back)) => m = Some(back),
+                    Err(mpsc::error::TrySendError::Closed(_)) => break false,
+                }
+            }
+            if !may_wait() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         };
         if sent {
-            self.stats.queued_messages.fetch_add(1, Relaxed);
+            stats.queued_messages.fetch_add(1, Relaxed);
+            stats.queued_bytes.fetch_add(len, Relaxed);
         } else {
-            self.stats.dropped_queue_full.fetch_add(records, Relaxed);
+            stats.dropped_queue_full.fetch_add(records, Relaxed);
         }
     }
 
@@ -270,8 +294,8 @@ impl Publisher {
     /// Returns the records still unacknowledged (0 when all went through).
     pub fn finish(mut self, wait: Duration) -> u64 {
         let ts = self.last_ts;
-        self.control(Kind::End, ts);
         let deadline = Instant::now() + wait;
+        self.control(Kind::End, ts, Some(deadline));
         while self.stats.queued_messages.load(Relaxed) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -530,37 +554,35 @@ pub(crate) async fn produce(
             return;
         }
     };
-    let producer = match kafka
-        .producer()
-        .compression(if opts.compression {
-            Compression::Lz4
-        } else {
-            Compression::None
-        })
-        .linger(Duration::from_millis(0))
-        .delivery_timeout(Duration::from_secs(10))
-        .max_request_size(opts.batch_bytes * 4 + (1 << 20))
-        .build()
-        .await
-    {
+    let producer = match build_producer(&kafka, &opts).await {
         Ok(p) => Arc::new(p),
         Err(e) => {
             let _ = ready.send(Err(format!("Kafka {}: {e}", url.brokers)));
             return;
         }
     };
-    let per_queue = (opts.buffer_bytes / opts.batch_bytes.max(1) / n).max(2);
+    // The partitions' senders share one producer; after a send fails the
+    // first of them to notice renews it on fresh connections (see `renew`).
+    let shared = Arc::new(tokio::sync::Mutex::new((0u64, producer, kafka)));
+    // The byte budget bounds the queues (`Publisher::enqueue`); a message
+    // can be as small as a tick.
+    let per_queue = (opts.buffer_bytes / 64 / n).clamp(2, 1 << 20);
     let mut senders = Vec::with_capacity(n);
     let mut tasks = Vec::with_capacity(n);
     for p in 0..n {
         let (tx, mut rx) = mpsc::channel::<Msg>(per_queue);
         senders.push(tx);
-        let (producer, stats, topic) = (producer.clone(), stats.clone(), url.topic.clone());
+        let (shared, stats, topic) = (shared.clone(), stats.clone(), url.topic.clone());
+        let (url, opts) = (url.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(m) = rx.recv().await {
                 let value = Bytes::from(m.bytes);
                 let mut backoff = Duration::from_millis(100);
                 loop {
+                    let (gen, producer) = {
+                        let g = shared.lock().await;
+                        (g.0, g.1.clone())
+                    };
                     let rec = Record::new(topic.clone(), value.clone()).partition(p as i32);
                     match producer.send(rec).await {
                         Ok(_) => {
@@ -583,10 +605,12 @@ pub(crate) async fn produce(
                             stats.retries.fetch_add(1, Relaxed);
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_secs(2));
+                            renew(&shared, gen, &url, &opts).await;
                         }
                     }
                 }
                 stats.queued_messages.fetch_sub(1, Relaxed);
+                stats.queued_bytes.fetch_sub(value.len() as u64, Relaxed);
             }
         }));
     }
@@ -596,7 +620,55 @@ pub(crate) async fn produce(
     for t in tasks {
         let _ = t.await;
     }
+    let producer = shared.lock().await.1.clone();
     let _ = producer.close().await;
+}
+
+async fn build_producer(
+    kafka: &Kafka,
+    opts: &PublisherOptions,
+) -> krafka::Result<krafka::producer::Producer> {
+    kafka
+        .producer()
+        .compression(if opts.compression {
+            Compression::Lz4
+        } else {
+            Compression::None
+        })
+        .linger(Duration::from_millis(0))
+        .delivery_timeout(Duration::from_secs(10))
+        .max_request_size(opts.batch_bytes * 4 + (1 << 20))
+        .build()
+        .await
+}
+
+/// After a failed send: a producer whose connections went through a broker
+/// outage longer than its delivery timeout keeps failing after the broker
+/// is back (measured with a broker frozen for 14 s), so the producer of
+/// generation `failed` is replaced by one on a new client, once, by
+/// whichever partition's sender gets here first. While the broker is still
+/// away the new client cannot connect: the old producer stays, and the
+/// next failure tries again.
+async fn renew(
+    shared: &tokio::sync::Mutex<(u64, Arc<krafka::producer::Producer>, Kafka)>,
+    failed: u64,
+    url: &KafkaUrl,
+    opts: &PublisherOptions,
+) {
+    let mut g = shared.lock().await;
+    if g.0 != failed {
+        return;
+    }
+    let Ok(kafka) = connect_kafka(url, Duration::from_secs(2)).await else {
+        return;
+    };
+    if let Ok(p) = build_producer(&kafka, opts).await {
+        let old = std::mem::replace(&mut g.1, Arc::new(p));
+        g.2 = kafka;
+        g.0 += 1;
+        // In-flight sends on the old producer end on their own timeouts.
+        drop(old);
+    }
 }
 
 /// One message read by a [`Subscriber`].
