@@ -92,6 +92,39 @@ fn publish(url: &str, cap: &Path, node: &str, extra: &[&str]) -> String {
     ok(out, "capture node")
 }
 
+/// Waits until the store holds more than `packets` packets (an analysis
+/// node writing it is under way).
+fn wait_until_stored(store: &Path, packets: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let n = store::open_history(store)
+            .ok()
+            .and_then(|h| h.totals(0, u64::MAX / 2).ok())
+            .map_or(0, |t| t.packets);
+        if n > packets {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the analysis node stored nothing"
+        );
+    }
+}
+
+/// A capture node replaying `cap` at 5× into a 4-partition topic, killed
+/// if it has not ended in 150 s (a hang fails instead of stalling the suite).
+fn replay_at_5x(cap: &Path, url: &str) -> std::process::Child {
+    Command::new("timeout")
+        .args(["-k", "5", "150", bin()])
+        .args(["run", "-r", cap.to_str().unwrap(), "--to", url])
+        .args(["--node", "n", "--partitions", "4", "--speed", "5"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn analyse(url: &str, store: &Path, group: &str) -> String {
     ok(
         analysis_node(url, store, group, &[]).output().unwrap(),
@@ -528,21 +561,7 @@ fn an_analysis_node_killed_mid_run_and_restarted_loses_and_doubles_nothing() {
     };
     let mut first = start_node();
     // Kill it once it has stored some bins of each kind of output.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let n = store::open_history(&store)
-            .ok()
-            .and_then(|h| h.totals(0, u64::MAX / 2).ok())
-            .map_or(0, |t| t.packets);
-        if n > 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the analysis node stored nothing"
-        );
-    }
+    wait_until_stored(&store, 200, Duration::from_secs(30));
     first.kill().unwrap();
     first.wait().unwrap();
     let mid = summary(&store);
@@ -1051,14 +1070,7 @@ fn a_broker_frozen_past_the_delivery_timeout_is_ridden_out_by_a_capture_node() {
     let url = format!("kafka://127.0.0.1:{}/frozen-producer", broker.port);
     let cap = capture("voip-conferencing/webex.pcap");
     // 117 s of traffic at 5× (about 23 s); the freeze from 5 s to 19 s.
-    let capture_node = Command::new("timeout")
-        .args(["-k", "5", "150", bin()])
-        .args(["run", "-r", cap.to_str().unwrap(), "--to", &url])
-        .args(["--node", "n", "--partitions", "4", "--speed", "5"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let capture_node = replay_at_5x(&cap, &url);
     std::thread::sleep(Duration::from_secs(5));
     broker.signal("-STOP");
     std::thread::sleep(Duration::from_secs(14));
@@ -1096,14 +1108,7 @@ fn a_broker_frozen_past_the_session_timeout_loses_and_doubles_nothing() {
     let cap = capture("voip-conferencing/webex.pcap");
     let store = dir.join("kafka");
     // 117 s of traffic at 5× (about 23 s): packets keep coming after the freeze.
-    let capture_node = Command::new("timeout")
-        .args(["-k", "5", "150", bin()])
-        .args(["run", "-r", cap.to_str().unwrap(), "--to", &url])
-        .args(["--node", "n", "--partitions", "4", "--speed", "5"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let capture_node = replay_at_5x(&cap, &url);
     let node = Command::new("timeout")
         .args(["-k", "5", "150", bin()])
         .args(["run", "--from", &url, "--group", "g", "--no-listen"])
@@ -1115,21 +1120,7 @@ fn a_broker_frozen_past_the_session_timeout_loses_and_doubles_nothing() {
         .spawn()
         .unwrap();
     // Freeze once the node has stored some of the traffic.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let n = store::open_history(&store)
-            .ok()
-            .and_then(|h| h.totals(0, u64::MAX / 2).ok())
-            .map_or(0, |t| t.packets);
-        if n > 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the analysis node stored nothing"
-        );
-    }
+    wait_until_stored(&store, 200, Duration::from_secs(40));
     broker.signal("-STOP");
     std::thread::sleep(Duration::from_secs(14));
     let frozen = summary(&store);
