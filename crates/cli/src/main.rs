@@ -272,8 +272,35 @@ fn tune_allocator() {
     }
 }
 
+/// Libraries log through `tracing` (the Kafka client's joins, fencing and
+/// retries); they stay quiet unless `TRAFFICSCOPE_LOG` asks, e.g.
+/// `TRAFFICSCOPE_LOG=krafka=debug` or `TRAFFICSCOPE_LOG=warn`.
+fn init_library_logs() {
+    let Ok(spec) = std::env::var("TRAFFICSCOPE_LOG") else {
+        return;
+    };
+    match spec.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(targets) => {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            let fmt = tracing_subscriber::fmt::layer()
+                .with_writer(io::stderr)
+                .with_ansi(false);
+            tracing_subscriber::registry()
+                .with(fmt)
+                .with(targets)
+                .init();
+        }
+        Err(e) => eprintln!(
+            "trafficscope: warning: TRAFFICSCOPE_LOG={spec:?} is not a target list ({e}); \
+             library logs stay off (example: TRAFFICSCOPE_LOG=krafka=debug)"
+        ),
+    }
+}
+
 fn main() -> ExitCode {
     tune_allocator();
+    init_library_logs();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Packets(a) => packets::run(a),

@@ -63,7 +63,8 @@ pub struct KafkaArgs {
     pub no_compression: bool,
     /// Analysis node: exit once no message has come for this long (e.g.
     /// 10s) and everything read is committed; by default it runs until
-    /// Ctrl-C.
+    /// Ctrl-C. Only time spent owning partitions with the broker answering
+    /// counts: an outage or a member left without partitions is not idle.
     #[arg(long = "exit-idle", value_name = "DURATION", value_parser = crate::parse_duration)]
     pub exit_idle: Option<Duration>,
     /// Also send each finished flow as JSON (the live stream's `flow`
@@ -349,9 +350,18 @@ pub fn analyse(args: &crate::run_cmd::RunArgs, cx: AnalysisContext<'_>) -> Resul
     let mut newest_bin_end = 0u64;
     pipeline::source::stop_on_signals();
 
+    let mut poll_errors = 0u64;
     let result: Result<(), Failure> = loop {
         if pipeline::source::stop_requested() {
             break Ok(());
+        }
+        // Idle is a quiet topic, not an outage nor a member without
+        // partitions (after a broker pause it may rejoin with none for a
+        // while; what it read before is not the end).
+        let errors = sub.stats().poll_errors.load(Relaxed);
+        if errors != poll_errors || owned.is_empty() {
+            poll_errors = errors;
+            last_message = Instant::now();
         }
         match sub.next(Duration::from_millis(100)) {
             Some(KEvent::Failed(e)) => break Err(Failure::Input(anyhow::anyhow!(e))),

@@ -703,6 +703,9 @@ pub struct ConsumeStats {
     /// Partitions owned now, and of the topic.
     pub partitions: AtomicU64,
     pub topic_partitions: AtomicU64,
+    /// Polls that failed (the broker unreachable, a request timed out):
+    /// time spent failing is an outage, not a quiet topic.
+    pub poll_errors: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -977,6 +980,7 @@ async fn consume(
                 break;
             }
             Err(e) => {
+                stats.poll_errors.fetch_add(1, Relaxed);
                 eprintln!("trafficscope: kafka: poll failed: {e}; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
