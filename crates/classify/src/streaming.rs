@@ -167,12 +167,12 @@ impl StreamingClassifier {
         self.flows.len()
     }
 
-    /// Model evaluations so far.
     /// First-packet time of the oldest open flow (a scan of the table).
     pub fn oldest_open_flow_start_ns(&self) -> Option<u64> {
         self.table.oldest_start_ns()
     }
 
+    /// Model evaluations so far.
     pub fn predictions(&self) -> u64 {
         self.predictions
     }
