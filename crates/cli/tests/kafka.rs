@@ -658,7 +658,8 @@ fn one_of_two_analysis_nodes_killed_into_clickhouse_loses_and_doubles_nothing() 
 /// the other tests): tansu on a free port, stopped when dropped.
 struct PrivateBroker {
     child: std::process::Child,
-    port: u16,
+    /// kafka://127.0.0.1:PORT/TAG: a topic named after the test.
+    url: String,
     _dir: PathBuf,
 }
 
@@ -705,7 +706,7 @@ impl PrivateBroker {
         }
         Some(PrivateBroker {
             child,
-            port,
+            url: format!("kafka://127.0.0.1:{port}/{tag}"),
             _dir: dir,
         })
     }
@@ -919,7 +920,7 @@ fn a_frozen_broker_is_ridden_out_within_the_buffer_and_drops_are_counted() {
     let Some(broker) = PrivateBroker::start("frozen-broker") else {
         return;
     };
-    let url = format!("kafka://127.0.0.1:{}/frozen", broker.port);
+    let url = broker.url.clone();
     // Live-like traffic (real time) for 14 s; the broker freezes from 3 s
     // to 9 s: requests go unanswered, as with a broker gone from the network.
     let run = |buffer: &str| {
@@ -1069,7 +1070,7 @@ fn a_broker_frozen_past_the_delivery_timeout_is_ridden_out_by_a_capture_node() {
         return;
     };
     let dir = temp_dir("frozen-producer");
-    let url = format!("kafka://127.0.0.1:{}/frozen-producer", broker.port);
+    let url = broker.url.clone();
     let cap = capture("voip-conferencing/webex.pcap");
     // 117 s of traffic at 5× (about 23 s); the freeze from 5 s to 19 s.
     let capture_node = replay_at_5x(&cap, &url);
@@ -1107,7 +1108,7 @@ fn a_broker_frozen_past_the_session_timeout_loses_and_doubles_nothing() {
         return;
     };
     let dir = temp_dir("frozen-group");
-    let url = format!("kafka://127.0.0.1:{}/frozen-group", broker.port);
+    let url = broker.url.clone();
     let cap = capture("voip-conferencing/webex.pcap");
     let store = dir.join("kafka");
     // 117 s of traffic at 5× (about 23 s): packets keep coming after the freeze.
