@@ -8,7 +8,6 @@ use flow::{FlowConfig, FlowRecord, FlowTable};
 use crate::evidence::TokenEvidence;
 use crate::features::{evidence_tokens, flow_features};
 use crate::labels::{base_name, LabelStats, Labels};
-use crate::partial::FlowBuilder;
 use crate::rng::Rng;
 use crate::{ClassifyError, Result};
 
@@ -245,10 +244,8 @@ impl DatasetBuilder {
         };
         let name = base_name(path).to_string();
         let mut table = FlowTable::new(self.opts.flow_config.clone());
-        let mut builders: HashMap<u64, FlowBuilder> = HashMap::new();
         // flow id -> prefix snapshots taken so far.
         let mut prefixes: HashMap<u64, Vec<(usize, FlowRecord)>> = HashMap::new();
-        let max_prefix = self.opts.prefix_packets.iter().copied().max().unwrap_or(0);
         let mut done: Vec<FlowRecord> = vec![];
         let mut stopped = None;
         loop {
@@ -263,32 +260,19 @@ impl DatasetBuilder {
             st.frames += 1;
             let pkt = decode::decode(frame.linktype, frame.data);
             let placed = table.process(&pkt, frame.ts_ns, frame.wire_len, &mut |r| done.push(r));
-            if max_prefix > 0 {
-                if let Some(pl) = placed {
-                    let b = builders.entry(pl.flow_id);
-                    let b = match b {
-                        std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            FlowBuilder::new(pl.flow_id, &pkt, pl.forward, frame.ts_ns)
-                                .map(|fb| v.insert(fb))
-                        }
-                    };
-                    if let Some(b) = b {
-                        if (b.packets() as usize) < max_prefix {
-                            b.push(&pkt, pl.forward, frame.ts_ns, frame.wire_len);
-                            let n = b.packets() as usize;
-                            if self.opts.prefix_packets.contains(&n) {
-                                prefixes
-                                    .entry(pl.flow_id)
-                                    .or_default()
-                                    .push((n, b.snapshot()));
-                            }
-                        }
+            // A prefix row is the flow table's own record of the flow's
+            // first k packets: exactly what the streaming classifier judges
+            // at packet k (`StreamingClassifier` snapshots the same table),
+            // so training and serving see the same features.
+            if let Some(pl) = placed {
+                let n = pl.position as usize;
+                if self.opts.prefix_packets.contains(&n) {
+                    if let Some(rec) = table.snapshot(&pl) {
+                        prefixes.entry(pl.flow_id).or_default().push((n, rec));
                     }
                 }
             }
             for r in done.drain(..) {
-                builders.remove(&r.id);
                 let pre = prefixes.remove(&r.id).unwrap_or_default();
                 self.add_record(&name, &r, pre, &mut st);
             }

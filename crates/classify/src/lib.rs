@@ -34,7 +34,6 @@ pub mod labels;
 pub mod metrics;
 pub mod model_file;
 pub mod models;
-pub mod partial;
 pub mod rng;
 pub mod streaming;
 pub mod tree;
