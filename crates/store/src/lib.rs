@@ -12,11 +12,13 @@
 //! - [`write`]: one batch in one transaction, the 1 min rollup, retention and cap.
 //! - [`writer_loop`]: the service's writer thread (batching, failing disk, drops).
 //! - [`read`]: queries by time range.
+//! - [`flow_row`]: a flow's compact `row` and the API's JSON rebuilt from it.
 //! - [`query`]: the engine-neutral [`History`] trait and its types.
 //!
 //! The schema is described in `schema`'s documentation and in `SCHEMA.md`.
 
 pub mod clickhouse;
+pub mod flow_row;
 pub mod partition;
 pub mod query;
 pub mod read;

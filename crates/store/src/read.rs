@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use pipeline::{cross_parts, ClassOutcome, Dim, EvalWindow, HurstPoint, SeriesName, CROSS_PARTS};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 
+use crate::flow_row::{rebuild, FlowColumns};
 use crate::partition::{oldest_newest, tables_in, union_all, Kind};
 use crate::query::{
     Extent, FineStats, FlowPage, FlowQuery, FlowSort, Metric, Series, SeriesLine, SeriesQuery,
@@ -1186,7 +1187,8 @@ impl Q<'_> {
             lo,
             to,
             "start_ns, end_ns, packets, bytes, duration_ns, protocol, src, src_port, dst, \
-             dst_port, row",
+             dst_port, row, ip_version, class, confidence, true_class, app, service, protocols, \
+             end_reason",
             &filters,
         )?
         else {
@@ -1213,15 +1215,38 @@ impl Q<'_> {
             // The flow key breaks ties, so pages never overlap or skip.
             self.each(
                 &format!(
-                    "SELECT row FROM ({sql}) ORDER BY {col} {dir}, start_ns {dir}, protocol, src, \
-                     src_port, dst, dst_port LIMIT {}, {}",
+                    "SELECT row, start_ns, end_ns, protocol, src, src_port, dst, dst_port, \
+                     ip_version, class, confidence, true_class, app, service, protocols, \
+                     end_reason FROM ({sql}) ORDER BY {col} {dir}, start_ns {dir}, protocol, \
+                     src, src_port, dst, dst_port LIMIT {}, {}",
                     q.offset.min(i64::MAX as usize),
                     q.limit.min(i64::MAX as usize)
                 ),
                 &params,
                 |r| {
                     let text: String = r.text(0)?.unwrap_or_default();
-                    flows.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
+                    let cols = if text.starts_with("{\"v\":") {
+                        FlowColumns {
+                            start_ns: r.int(1)?.unwrap_or(0),
+                            end_ns: r.int(2)?.unwrap_or(0),
+                            protocol: r.int(3)?.unwrap_or(0),
+                            src: r.text(4)?.unwrap_or_default(),
+                            src_port: r.int(5)?.unwrap_or(0),
+                            dst: r.text(6)?.unwrap_or_default(),
+                            dst_port: r.int(7)?.unwrap_or(0),
+                            ip_version: r.int(8)?,
+                            class: r.text(9)?,
+                            confidence: r.float(10)?,
+                            true_class: r.text(11)?,
+                            app: r.text(12)?,
+                            service: r.text(13)?,
+                            protocols: r.text(14)?,
+                            end_reason: r.text(15)?,
+                        }
+                    } else {
+                        FlowColumns::default()
+                    };
+                    flows.push(rebuild(&text, &cols).unwrap_or(serde_json::Value::Null));
                     Ok(())
                 },
             )?;

@@ -32,7 +32,7 @@
 //! | `dims_1s`, `dims_1m` | `(dim, start_ns, key)` | non-zero key of a dimension in a bin: `packets`, `bytes` |
 //! | `ended_1s`, `ended_1m` | `(start_ns, reason)` | end reason with flows in a bin: `flows` |
 //! | `fine` | `start_ns` | base bin: `fine_width_ns` and the 0.1 s byte values of `total`, `tcp`, `udp` as JSON arrays |
-//! | `flows` | `(start_ns, protocol, src, src_port, dst, dst_port)` | finished flow: searchable columns + `row`, the whole flow row as JSON |
+//! | `flows` | `(start_ns, protocol, src, src_port, dst, dst_port)` | finished flow: searchable columns + `row`, the rest as compact JSON ([`crate::flow_row`]) |
 //! | `windows` | `start_ns` | evaluation window; `by_class` as JSON |
 //! | `hurst` | `(series, end_ns)` | Hurst point; `errors` as JSON |
 //!
@@ -53,7 +53,10 @@ use crate::StoreError;
 /// `PRAGMA application_id` of a trafficscope store: "TrSc" in ASCII.
 pub const APPLICATION_ID: i32 = 0x5472_5363;
 /// `PRAGMA user_version`: the schema version this code writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// 2: a flow's `row` holds only what its columns do not ([`crate::flow_row`]).
+/// A store of version 1 is read as it is and marked 2 when opened for
+/// writing: its flow rows stay whole JSON, which the reader still takes.
+pub const SCHEMA_VERSION: i32 = 2;
 /// The database file inside the store directory.
 pub const DB_FILE: &str = "trafficscope.db";
 /// Held (locked) while a [`crate::Store`] is open, so that two services
@@ -163,6 +166,8 @@ pub fn open_writer(path: &Path, busy_timeout: Duration) -> Result<(Connection, b
     configure_writer(&conn).map_err(|e| io(path, "cannot configure", e))?;
     if !existed {
         create(&conn).map_err(|e| io(path, "cannot create the schema in", e))?;
+    } else if version < SCHEMA_VERSION {
+        upgrade(&conn).map_err(|e| io(path, "cannot upgrade the schema of", e))?;
     }
     Ok((conn, existed))
 }
@@ -258,6 +263,16 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
+}
+
+/// Marks an older store as this version. Every change so far keeps what
+/// older versions wrote readable as it is (see [`SCHEMA_VERSION`]), so
+/// nothing is rewritten: only new rows take the new form.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    set_meta(&tx, "schema_version", SCHEMA_VERSION as i64)?;
+    tx.commit()
 }
 
 /// The fixed tables and our identity, in one transaction: a creation cut

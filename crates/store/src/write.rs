@@ -623,7 +623,7 @@ fn write_flow(cx: &mut Ctx<'_>, f: &FlowRow) -> rusqlite::Result<()> {
         ));
     }
     cx.json.clear();
-    serde_json::to_writer(&mut cx.json, f)
+    crate::flow_row::write_compact(f, &mut cx.json)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     let row = std::str::from_utf8(&cx.json)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;

@@ -30,7 +30,10 @@ fn a_new_store_is_private_ours_and_openable_by_sqlite3() {
     };
     use rusqlite::types::Value::{Integer, Text};
     assert_eq!(p("PRAGMA application_id"), Integer(0x5472_5363));
-    assert_eq!(p("PRAGMA user_version"), Integer(1));
+    assert_eq!(
+        p("PRAGMA user_version"),
+        Integer(i64::from(store::schema::SCHEMA_VERSION))
+    );
     assert_eq!(p("PRAGMA auto_vacuum"), Integer(2));
     assert_eq!(p("PRAGMA journal_mode"), Text("wal".into()));
     drop(c);
@@ -96,10 +99,10 @@ fn files_that_are_not_ours_are_refused_untouched() {
     drop(Store::open(dir.path(), StoreOptions::default()).unwrap());
     {
         let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch("PRAGMA user_version = 2").unwrap();
+        c.execute_batch("PRAGMA user_version = 3").unwrap();
     }
     let m = refused("newer");
-    assert!(m.contains("schema version 2"), "{m}");
+    assert!(m.contains("schema version 3"), "{m}");
     // A directory with other files but no store is fine.
     assert!(matches!(
         store::open_history(dir.path()),

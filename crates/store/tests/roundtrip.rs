@@ -735,3 +735,179 @@ fn flows_filter_sort_and_page() {
         .collect();
     assert!(d.windows(2).all(|w| w[0] <= w[1]));
 }
+
+/// The JSON `serde_json` writes for `f`, as a reader parses it: what the
+/// API must answer for a stored flow (and what the ClickHouse store keeps).
+fn as_text_json(f: &pipeline::FlowRow) -> serde_json::Value {
+    serde_json::from_str(&serde_json::to_string(f).unwrap()).unwrap()
+}
+
+#[test]
+fn a_flow_comes_back_as_the_json_of_what_was_stored_whatever_its_fields() {
+    let dir = TempDir::new("flowjson");
+    let store = open(dir.path());
+    let mut w = store.writer().unwrap();
+    let plain = flow(
+        T0,
+        T0 + S,
+        "10.0.0.1",
+        40_000,
+        "192.0.2.1",
+        443,
+        "web",
+        5000,
+    );
+    // Every optional field set, names that JSON must escape, IPv6.
+    let mut full = flow(
+        T0 + S,
+        T0 + 3 * S,
+        "2001:db8::1",
+        5060,
+        "2001:db8::ff",
+        53,
+        "voip",
+        123_456,
+    );
+    full.record.vlan = 42;
+    full.record.tunnel = Some("gre");
+    full.record.fragments = 3;
+    full.record.fwd.size = flow::Stat {
+        min: 60.0,
+        mean: 143.333_333_333_333_34,
+        max: 1500.0,
+        std: 0.1,
+    };
+    full.record.bwd.iat_us.mean = 2261.05;
+    full.record.fwd.tcp_flags = [1, 2, 0, 3, 9, 0, 0, 1];
+    let a = &mut full.record.app;
+    a.tls_sni = Some("quote\"back\\slash<b>é\u{1}.example".into());
+    a.tls_alpn = Some("h2".into());
+    a.dns_qtype = Some("AAAA");
+    a.http_method = Some("GET".into());
+    a.http_host = Some("host.example".into());
+    a.quic_version = Some("1".into());
+    a.ssh_banner = Some("SSH-2.0-x".into());
+    a.http_path = Some("/a/b.m3u8?q=\"1\"".into());
+    a.http_content_type = Some("video/mp2t".into());
+    a.tls_cert_name = Some("*.example".into());
+    a.protocols = 0b101;
+    full.confidence = Some(1.0 / 3.0);
+    full.probabilities = vec![("voip".into(), 0.44), ("web".into(), 0.56)];
+    full.true_class = None;
+    full.record.end_reason = flow::EndReason::EndOfInput;
+    // A first size of 0 cannot carry its direction as a sign; no
+    // responder packet at all; nothing detected.
+    let mut odd = flow(
+        T0 + 2 * S,
+        T0 + 2 * S,
+        "10.0.0.2",
+        1,
+        "10.0.0.3",
+        2,
+        "unknown",
+        0,
+    );
+    odd.record.first_sizes = vec![0, 60];
+    odd.record.first_dirs = vec![-1, 1];
+    odd.record.bwd = flow::DirStats::default();
+    odd.record.app = flow::AppInfo::default();
+    odd.confidence = None;
+    odd.probabilities = Vec::new();
+    let rows = [plain, full, odd];
+    w.write(&rows.iter().cloned().map(flow_out).collect::<Vec<_>>())
+        .unwrap();
+    let page = store
+        .reader()
+        .unwrap()
+        .flows(&all_flows(0, u64::MAX))
+        .unwrap();
+    assert_eq!(page.flows.len(), 3);
+    for (got, want) in page.flows.iter().zip(&rows) {
+        assert_eq!(got, &as_text_json(want));
+    }
+    // The row holds only what the columns do not: a third of the whole JSON.
+    let c = rusqlite::Connection::open(store.path()).unwrap();
+    let row: String = c
+        .query_row("SELECT row FROM flows ORDER BY start_ns LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let whole = serde_json::to_string(&rows[0]).unwrap();
+    assert!(
+        row.len() * 2 < whole.len(),
+        "{} vs {} bytes: {row}",
+        row.len(),
+        whole.len()
+    );
+}
+
+#[test]
+fn a_store_of_schema_1_is_upgraded_and_its_flows_read_as_they_were() {
+    let dir = TempDir::new("schema1");
+    let old = flow(
+        T0,
+        T0 + S,
+        "10.0.0.1",
+        40_000,
+        "192.0.2.1",
+        443,
+        "web",
+        5000,
+    );
+    let path = {
+        let store = open(dir.path());
+        let mut w = store.writer().unwrap();
+        w.write(&[flow_out(old.clone())]).unwrap();
+        store.path().to_path_buf()
+    };
+    // What version 1 wrote: the whole flow row as JSON, user_version 1.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let t: String = c
+            .query_row(
+                "SELECT name FROM partitions WHERE kind = 'flows'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        c.execute(
+            &format!("UPDATE {t} SET row = ?1"),
+            [serde_json::to_string(&old).unwrap()],
+        )
+        .unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 1; UPDATE meta SET value = 1 WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let version = |p: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&path), 1);
+    let store = open(dir.path());
+    let new = flow(
+        T0 + S,
+        T0 + 2 * S,
+        "10.0.0.2",
+        40_001,
+        "192.0.2.1",
+        53,
+        "web",
+        900,
+    );
+    store
+        .writer()
+        .unwrap()
+        .write(&[flow_out(new.clone())])
+        .unwrap();
+    assert_eq!(version(&path), i64::from(store::schema::SCHEMA_VERSION));
+    let page = store
+        .reader()
+        .unwrap()
+        .flows(&all_flows(0, u64::MAX))
+        .unwrap();
+    assert_eq!(page.flows, vec![as_text_json(&old), as_text_json(&new)]);
+}
