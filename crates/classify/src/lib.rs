@@ -45,7 +45,7 @@ pub use features::{
 };
 pub use labels::{LabelStats, Labels, Rule};
 pub use metrics::{Evaluation, Report, ReportRow};
-pub use model_file::{ModelFile, RowNameCache, TrainingSummary, MODEL_FORMAT_VERSION};
+pub use model_file::{ModelFile, NameMemo, RowNameCache, TrainingSummary, MODEL_FORMAT_VERSION};
 pub use models::{
     class_weights, Classifier, GbtParams, GradientBoosting, Mlp, MlpParams, Model, ModelKind,
     RandomForest, RfParams,

@@ -37,6 +37,95 @@ pub struct RowNameCache {
     evidence: Vec<f32>,
 }
 
+/// Name features and evidence already computed for application facts,
+/// shared by every flow one classifier judges. Most flows repeat the facts
+/// of others (a service's many connections: the same names, service,
+/// protocols and port), and deriving them is string work (tokens, keyword
+/// and catalogue lookups) that cost as much as the rest of the row.
+/// Bounded: emptied when it holds [`NameMemo::MAX`] entries.
+#[derive(Debug, Default)]
+pub struct NameMemo {
+    /// Hash of the facts → entries with that hash.
+    map: std::collections::HashMap<u64, Vec<MemoEntry>>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct MemoEntry {
+    app: AppInfo,
+    protocol: u8,
+    port: u16,
+    names: NameFeatures,
+    evidence: Vec<f32>,
+}
+
+impl NameMemo {
+    /// Entries kept at most (each a few hundred bytes).
+    pub const MAX: usize = 4096;
+
+    /// What the names, protocol and lower port of `rec` give (everything
+    /// [`NameFeatures::of`] and the evidence tokens read).
+    fn key(rec: &FlowRecord) -> (u8, u16) {
+        (rec.protocol, rec.src_port.min(rec.dst_port))
+    }
+
+    fn hash(rec: &FlowRecord) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let a = &rec.app;
+        Self::key(rec).hash(&mut h);
+        a.service.hash(&mut h);
+        a.detected.hash(&mut h);
+        a.tls_sni.hash(&mut h);
+        a.tls_alpn.hash(&mut h);
+        a.dns_query.hash(&mut h);
+        a.dns_qtype.hash(&mut h);
+        a.http_host.hash(&mut h);
+        a.quic_version.hash(&mut h);
+        a.http_path.hash(&mut h);
+        a.http_content_type.hash(&mut h);
+        a.tls_cert_name.hash(&mut h);
+        a.protocols.hash(&mut h);
+        h.finish()
+    }
+
+    /// Memoised `(names, evidence)` of `rec`, computed by `make` when new.
+    fn get(
+        &mut self,
+        rec: &FlowRecord,
+        make: impl FnOnce() -> (NameFeatures, Vec<f32>),
+    ) -> (&NameFeatures, &[f32]) {
+        let h = Self::hash(rec);
+        let (protocol, port) = Self::key(rec);
+        if self.len >= Self::MAX {
+            self.map.clear();
+            self.len = 0;
+        }
+        let bucket = self.map.entry(h).or_default();
+        // The whole facts are compared: a hash collision never mixes two flows.
+        let at = match bucket
+            .iter()
+            .position(|e| e.protocol == protocol && e.port == port && e.app == rec.app)
+        {
+            Some(k) => k,
+            None => {
+                let (names, evidence) = make();
+                bucket.push(MemoEntry {
+                    app: rec.app.clone(),
+                    protocol,
+                    port,
+                    names,
+                    evidence,
+                });
+                self.len += 1;
+                bucket.len() - 1
+            }
+        };
+        let e = &bucket[at];
+        (&e.names, &e.evidence)
+    }
+}
+
 /// Applies the catalogue ratio to `p` for a row of flow features followed
 /// by evidence features (the catalogue evidence comes first).
 pub fn catalogue_adjust(p: &mut [f32], x: &[f32], weight: f32) {
@@ -158,13 +247,26 @@ impl ModelFile {
     /// [`flow_row`](Self::flow_row) for a flow that is judged again as it
     /// grows: what its names give (the costly string matching) is kept in
     /// `cache` and recomputed only when its application facts changed.
-    pub fn flow_row_cached(&self, rec: &FlowRecord, cache: &mut RowNameCache) -> Vec<f32> {
+    /// `memo` holds what other flows' facts gave (one per model).
+    pub fn flow_row_cached(
+        &self,
+        rec: &FlowRecord,
+        cache: &mut RowNameCache,
+        memo: &mut NameMemo,
+    ) -> Vec<f32> {
         if cache.app.as_ref() != Some(&rec.app) {
-            cache.names = NameFeatures::of(&rec.app);
-            cache.evidence = match &self.evidence {
-                Some(ev) => ev.features(&evidence_tokens(rec)),
-                None => Vec::new(),
-            };
+            let (names, evidence) = memo.get(rec, || {
+                (
+                    NameFeatures::of(&rec.app),
+                    match &self.evidence {
+                        Some(ev) => ev.features(&evidence_tokens(rec)),
+                        None => Vec::new(),
+                    },
+                )
+            });
+            cache.names.clone_from(names);
+            cache.evidence.clear();
+            cache.evidence.extend_from_slice(evidence);
             cache.app = Some(rec.app.clone());
         }
         let mut x = flow_features_named(rec, &cache.names);

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use flow::{FlowConfig, FlowRecord, FlowTable};
 use serde::{Deserialize, Serialize};
 
-use crate::model_file::{ModelFile, RowNameCache};
+use crate::model_file::{ModelFile, NameMemo, RowNameCache};
 use crate::models::argmax;
 use crate::{ClassifyError, Result};
 
@@ -136,6 +136,8 @@ pub struct StreamingClassifier {
     ended: Vec<FlowRecord>,
     verdicts: Vec<FlowVerdict>,
     predictions: u64,
+    /// Name features by application facts, shared by the flows (bounded).
+    memo: NameMemo,
 }
 
 impl StreamingClassifier {
@@ -155,6 +157,7 @@ impl StreamingClassifier {
             ended: vec![],
             verdicts: vec![],
             predictions: 0,
+            memo: NameMemo::default(),
         })
     }
 
@@ -217,7 +220,9 @@ impl StreamingClassifier {
                 && (n - k).is_multiple_of(self.cfg.update_every.max(1)));
         if due {
             if let Some(rec) = self.table.snapshot(&pl) {
-                let x = self.model.flow_row_cached(&rec, &mut f.names);
+                let x = self
+                    .model
+                    .flow_row_cached(&rec, &mut f.names, &mut self.memo);
                 let p = self.model.flow_proba(&x);
                 self.predictions += 1;
                 f.prediction = judge(self.cfg.threshold, &p);
@@ -276,7 +281,7 @@ impl StreamingClassifier {
                 continue;
             };
             if f.prediction == Prediction::Pending {
-                let x = self.model.flow_row_cached(&r, &mut f.names);
+                let x = self.model.flow_row_cached(&r, &mut f.names, &mut self.memo);
                 let p = self.model.flow_proba(&x);
                 self.predictions += 1;
                 f.prediction = judge(self.cfg.threshold, &p);

@@ -297,6 +297,7 @@ fn cached_rows_equal_fresh_rows_on_every_packet_of_real_flows() {
     }
     let mut table = flow::FlowTable::new(flow::FlowConfig::default());
     let mut caches: std::collections::HashMap<u64, classify::RowNameCache> = Default::default();
+    let mut memo = classify::NameMemo::default();
     let (mut rows, mut name_changes) = (0, 0);
     let more = [
         "video/1kxun.pcap",
@@ -313,7 +314,7 @@ fn cached_rows_equal_fresh_rows_on_every_packet_of_real_flows() {
             let rec = table.snapshot(&placed).unwrap();
             let cache = caches.entry(placed.flow_id).or_default();
             let before = format!("{cache:?}");
-            let got = model.flow_row_cached(&rec, cache);
+            let got = model.flow_row_cached(&rec, cache, &mut memo);
             name_changes += (format!("{cache:?}") != before) as usize;
             let want = model.flow_row(&rec);
             assert_eq!(got.len(), want.len());
