@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use krafka::admin::{CreateTopicsOptions, NewTopic};
+use krafka::admin::{CreateTopicsOptions, DescribeTopicsOptions, NewTopic};
 use krafka::consumer::{AutoOffsetReset, OffsetAndMetadata, TopicPartition};
 use krafka::{Compression, Kafka, Record};
 use tokio::sync::mpsc;
@@ -463,21 +463,21 @@ async fn connect_kafka(url: &KafkaUrl, timeout: Duration) -> Result<Kafka, Strin
 }
 
 /// Partitions of the topic, `None` when it does not exist (or the broker
-/// does not say within `wait`: a missing topic makes the lookup wait).
+/// does not say within `wait`). Asked with DescribeTopics, which answers
+/// "unknown topic" at once; a producer's metadata lookup of a missing topic
+/// waits out its whole timeout (3 s at every capture node's start).
 async fn topic_partitions(
     kafka: &Kafka,
     url: &KafkaUrl,
     wait: Duration,
 ) -> Result<Option<usize>, String> {
-    let producer = kafka
-        .producer()
-        .build()
-        .await
-        .map_err(|e| format!("Kafka {}: {e}", url.brokers))?;
-    let found = tokio::time::timeout(wait, producer.partitions_for(&url.topic)).await;
-    let _ = producer.close().await;
-    Ok(match found {
-        Ok(Ok(p)) if !p.is_empty() => Some(p.len()),
+    let admin = kafka.admin();
+    let asked = admin.describe_topics([url.topic.as_str()], DescribeTopicsOptions::default());
+    Ok(match tokio::time::timeout(wait, asked).await {
+        Ok(Ok(mut found)) => match found.remove(&url.topic) {
+            Some(Ok(t)) if !t.partitions.is_empty() => Some(t.partitions.len()),
+            _ => None,
+        },
         _ => None,
     })
 }
