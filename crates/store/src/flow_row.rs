@@ -217,49 +217,23 @@ pub struct FlowColumns {
     pub end_reason: Option<String>,
 }
 
-/// [`AppOut`] read back (owned: a name with a quote or a backslash is
-/// escaped in the text and cannot be borrowed from it).
+/// The compact `row` read back (a key left out takes its default).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct AppIn {
-    tls_sni: Option<String>,
-    tls_alpn: Option<String>,
-    dns_query: Option<String>,
-    dns_qtype: Option<String>,
-    http_method: Option<String>,
-    http_host: Option<String>,
-    quic_version: Option<String>,
-    ssh_banner: Option<String>,
-    http_path: Option<String>,
-    http_content_type: Option<String>,
-    tls_cert_name: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct CompactIn {
     v: u32,
     id: u64,
-    #[serde(default)]
     vlan: u16,
-    #[serde(default)]
     tunnel: Option<String>,
-    #[serde(default)]
     fragments: u64,
-    #[serde(default)]
     fwd: Option<DirIn>,
-    #[serde(default)]
     bwd: Option<DirIn>,
-    #[serde(default)]
     first: Vec<i64>,
-    #[serde(default)]
     sizes: Option<Vec<u32>>,
-    #[serde(default)]
     dirs: Option<Vec<i8>>,
-    #[serde(default)]
     gaps: Vec<f64>,
-    #[serde(default)]
-    app: AppIn,
-    #[serde(default)]
+    /// Without `service`, `detected`, `protocols`: those come from columns.
+    app: AppJson,
     p: Vec<(String, f32)>,
 }
 
@@ -294,7 +268,7 @@ struct RecordJson<'a> {
     first_sizes: Vec<u32>,
     first_dirs: Vec<i8>,
     first_iats_us: &'a [f64],
-    app: AppJson<'a>,
+    app: AppJson,
     end_reason: &'a str,
 }
 
@@ -309,22 +283,25 @@ struct DirJson {
     tcp_flags: [u32; 8],
 }
 
-#[derive(Serialize)]
-struct AppJson<'a> {
-    service: Option<&'a str>,
-    detected: Option<&'a str>,
-    tls_sni: Option<&'a str>,
-    tls_alpn: Option<&'a str>,
-    dns_query: Option<&'a str>,
-    dns_qtype: Option<&'a str>,
-    http_method: Option<&'a str>,
-    http_host: Option<&'a str>,
-    quic_version: Option<&'a str>,
-    ssh_banner: Option<&'a str>,
-    http_path: Option<&'a str>,
-    http_content_type: Option<&'a str>,
-    tls_cert_name: Option<&'a str>,
-    protocols: Option<&'a str>,
+/// `AppInfo`'s JSON, in its field order; owned, since a name with a quote
+/// or a backslash is escaped in the stored text and cannot be borrowed.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct AppJson {
+    service: Option<String>,
+    detected: Option<String>,
+    tls_sni: Option<String>,
+    tls_alpn: Option<String>,
+    dns_query: Option<String>,
+    dns_qtype: Option<String>,
+    http_method: Option<String>,
+    http_host: Option<String>,
+    quic_version: Option<String>,
+    ssh_banner: Option<String>,
+    http_path: Option<String>,
+    http_content_type: Option<String>,
+    tls_cert_name: Option<String>,
+    protocols: Option<String>,
 }
 
 fn stat_of(a: [f64; 4]) -> Stat {
@@ -351,8 +328,8 @@ fn dir_of(d: Option<DirIn>) -> DirJson {
     }
 }
 
-fn nonempty(s: &Option<String>) -> Option<&str> {
-    s.as_deref().filter(|s| !s.is_empty())
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.clone().filter(|s| !s.is_empty())
 }
 
 /// The API's JSON of a stored flow: a schema-1 `row` as it is, a compact
@@ -376,7 +353,6 @@ pub fn rebuild(row: &str, c: &FlowColumns) -> Option<serde_json::Value> {
         ),
     };
     let u = |x: i64| x.max(0) as u64;
-    let a = &s.app;
     let json = FlowJson {
         record: RecordJson {
             id: s.id,
@@ -399,18 +375,8 @@ pub fn rebuild(row: &str, c: &FlowColumns) -> Option<serde_json::Value> {
             app: AppJson {
                 service: nonempty(&c.service),
                 detected: nonempty(&c.app),
-                tls_sni: a.tls_sni.as_deref(),
-                tls_alpn: a.tls_alpn.as_deref(),
-                dns_query: a.dns_query.as_deref(),
-                dns_qtype: a.dns_qtype.as_deref(),
-                http_method: a.http_method.as_deref(),
-                http_host: a.http_host.as_deref(),
-                quic_version: a.quic_version.as_deref(),
-                ssh_banner: a.ssh_banner.as_deref(),
-                http_path: a.http_path.as_deref(),
-                http_content_type: a.http_content_type.as_deref(),
-                tls_cert_name: a.tls_cert_name.as_deref(),
                 protocols: nonempty(&c.protocols),
+                ..s.app
             },
             end_reason: c.end_reason.as_deref().unwrap_or(""),
         },

@@ -466,20 +466,16 @@ async fn connect_kafka(url: &KafkaUrl, timeout: Duration) -> Result<Kafka, Strin
 /// does not say within `wait`). Asked with DescribeTopics, which answers
 /// "unknown topic" at once; a producer's metadata lookup of a missing topic
 /// waits out its whole timeout (3 s at every capture node's start).
-async fn topic_partitions(
-    kafka: &Kafka,
-    url: &KafkaUrl,
-    wait: Duration,
-) -> Result<Option<usize>, String> {
+async fn topic_partitions(kafka: &Kafka, url: &KafkaUrl, wait: Duration) -> Option<usize> {
     let admin = kafka.admin();
     let asked = admin.describe_topics([url.topic.as_str()], DescribeTopicsOptions::default());
-    Ok(match tokio::time::timeout(wait, asked).await {
+    match tokio::time::timeout(wait, asked).await {
         Ok(Ok(mut found)) => match found.remove(&url.topic) {
             Some(Ok(t)) if !t.partitions.is_empty() => Some(t.partitions.len()),
             _ => None,
         },
         _ => None,
-    })
+    }
 }
 
 /// Waits until the topic exists (saying so once); its partitions, `None`
@@ -487,7 +483,7 @@ async fn topic_partitions(
 async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> Option<usize> {
     let mut said = false;
     while !stop.load(Relaxed) {
-        if let Ok(Some(n)) = topic_partitions(kafka, url, Duration::from_secs(2)).await {
+        if let Some(n) = topic_partitions(kafka, url, Duration::from_secs(2)).await {
             if said {
                 eprintln!("trafficscope: kafka: topic {} is there", url.topic);
             }
@@ -509,7 +505,7 @@ async fn wait_for_topic(kafka: &Kafka, url: &KafkaUrl, stop: &AtomicBool) -> Opt
 /// Partitions of `topic`, creating it with `create` partitions if missing.
 async fn partitions_of(kafka: &Kafka, url: &KafkaUrl, create: i32) -> Result<usize, String> {
     // A few seconds are enough to tell a missing topic.
-    if let Some(n) = topic_partitions(kafka, url, Duration::from_secs(3)).await? {
+    if let Some(n) = topic_partitions(kafka, url, Duration::from_secs(3)).await {
         return Ok(n);
     }
     let topic = NewTopic::new(url.topic.clone(), create, 1).map_err(|e| e.to_string())?;
