@@ -119,7 +119,7 @@ impl DirAccumulator {
             self.shape.gap_hist[gap_bucket(gap)] += 1;
             // Within a fifth of the previous gap: a clocked sender (a voice
             // frame every 20 ms, a game tick) keeps doing it.
-            if self.packets > 1 && gap.abs_diff(self.last_gap) * 5 <= self.last_gap {
+            if self.packets > 1 && gap.abs_diff(self.last_gap).saturating_mul(5) <= self.last_gap {
                 self.shape.regular_gaps += 1;
             }
             self.last_gap = gap;
@@ -505,6 +505,20 @@ mod tests {
             prop_assert!((s.mean - mean).abs() <= 1e-9 * mean.max(1.0));
             prop_assert!((s.std - std).abs() <= 1e-6 * std.max(1.0), "{} vs {}", s.std, std);
         }
+    }
+
+    /// Capture times are untrusted: a gap near `u64::MAX` ns (a damaged or
+    /// crafted timestamp, found by fuzzing) must not overflow the
+    /// regular-gap test, and such a gap is not "regular".
+    #[test]
+    fn huge_gaps_neither_overflow_nor_count_as_regular() {
+        let pkt = decode::decode(decode::LinkType::ETHERNET, &[]);
+        let mut d = DirAccumulator::default();
+        for ts in [1_000, 2_000, 4_200_000_000_000_000_000, 1_000] {
+            d.push(&pkt, ts, 60);
+        }
+        assert_eq!(d.shape.regular_gaps, 0);
+        assert_eq!(d.packets, 4);
     }
 
     #[test]
