@@ -376,8 +376,8 @@ fn media_extension(path: &str) -> Option<&'static str> {
 
 /// Categories ([`Category::bit`] mask) of the protocols recognised in a
 /// flow that exist for one kind of service: call signalling and voice
-/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak, Skinny) is conferencing, RTMP and
-/// RTSP are video streaming, WhatsApp's protocol is messaging. RTP, STUN, DTLS and
+/// (SIP, MGCP, Megaco, H.323, IAX2, TeamSpeak, Skinny) is conferencing, RTMP,
+/// RTSP and Agora's SD-RTN are video streaming, WhatsApp's protocol is messaging. RTP, STUN, DTLS and
 /// the web's protocols carry anything and add nothing.
 pub fn protocol_categories(protocols: u32) -> u8 {
     protocol_names(protocols)
@@ -385,7 +385,8 @@ pub fn protocol_categories(protocols: u32) -> u8 {
             "sip" | "mgcp" | "megaco" | "h323" | "iax2" | "teamspeak" | "skinny" => {
                 Some(Category::Conferencing)
             }
-            "rtmp" | "rtsp" => Some(Category::Video),
+            // nDPI files Agora's SD-RTN under Media, as it does RTMP.
+            "rtmp" | "rtsp" | "sd-rtn" => Some(Category::Video),
             "whatsapp" => Some(Category::Messaging),
             _ => None,
         })
@@ -990,6 +991,10 @@ mod tests {
         assert_eq!(protocol_categories(mask(&["sip", "rtp"])), conf);
         assert_eq!(protocol_categories(mask(&["h323"])), conf);
         assert_eq!(protocol_categories(mask(&["rtmp"])), Category::Video.bit());
+        assert_eq!(
+            protocol_categories(mask(&["sd-rtn"])),
+            Category::Video.bit()
+        );
         assert_eq!(
             protocol_categories(mask(&["whatsapp", "teamspeak"])),
             Category::Messaging.bit() | conf

@@ -273,7 +273,8 @@ pub struct AppInfo {
     pub detected: Option<&'static str>,
     /// Server name of the TLS ClientHello: over TCP, in the client Initial
     /// packets of IETF QUIC (decrypted, `decode::quic_initial`), or of a
-    /// Google QUIC client hello.
+    /// Google QUIC client hello; also the edge server an Agora SD-RTN
+    /// client hello names (its handshake is shaped like Google QUIC's).
     pub tls_sni: Option<String>,
     /// First protocol of the ClientHello's ALPN list (TLS or IETF QUIC).
     pub tls_alpn: Option<String>,
@@ -419,6 +420,9 @@ impl AppInfo {
                 if app.tls_sni.is_none() {
                     app.tls_sni = sni.map(str::to_string);
                 }
+            }
+            AppHint::SdRtn { sni } if app.tls_sni.is_none() => {
+                app.tls_sni = Some(sni.to_string());
             }
             AppHint::Ssh { banner } if app.ssh_banner.is_none() => {
                 app.ssh_banner = Some(banner.to_string());

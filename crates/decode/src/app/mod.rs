@@ -12,6 +12,7 @@
 
 mod bittorrent;
 mod dns;
+mod dnscrypt;
 mod dtls;
 mod h323;
 mod http;
@@ -22,6 +23,7 @@ mod quic;
 mod rtmp;
 mod rtp;
 mod rtsp;
+mod sd_rtn;
 mod sip;
 mod skinny;
 mod ssh;
@@ -39,6 +41,7 @@ pub use self::tls::{client_hello_names, CERT_WINDOW};
 
 use self::bittorrent::{bt_dht, bt_handshake, bt_tracker_connect};
 use self::dns::dns;
+use self::dnscrypt::dnscrypt;
 use self::dtls::dtls;
 use self::h323::{h225_ras, tpkt};
 use self::http::http;
@@ -49,6 +52,7 @@ use self::quic::{gquic, quic};
 use self::rtmp::rtmp;
 use self::rtp::rtp;
 use self::rtsp::rtsp;
+use self::sd_rtn::sd_rtn;
 use self::sip::sip;
 use self::skinny::{skinny, SKINNY_PORT};
 use self::ssh::ssh;
@@ -61,7 +65,7 @@ use self::whatsapp::whatsapp;
 /// bit `i` of a protocol bitmask (e.g. `flow::AppInfo::protocols`) stands for
 /// `PROTOCOLS[i]`. Append-only: a name keeps its index forever, so masks
 /// written by older builds keep their meaning.
-pub const PROTOCOLS: [&str; 20] = [
+pub const PROTOCOLS: [&str; 22] = [
     "tls",        // 0
     "dns",        // 1
     "http",       // 2
@@ -82,6 +86,8 @@ pub const PROTOCOLS: [&str; 20] = [
     "whatsapp",   // 17
     "rtsp",       // 18
     "skinny",     // 19
+    "sd-rtn",     // 20
+    "dnscrypt",   // 21
 ];
 
 const _: () = assert!(PROTOCOLS.len() <= 32, "protocol bitmasks are u32");
@@ -190,6 +196,12 @@ pub enum AppHint<'a> {
     },
     /// A Cisco Skinny (SCCP) message.
     Skinny,
+    /// An Agora SD-RTN client hello, with the edge server it names.
+    SdRtn {
+        sni: &'a str,
+    },
+    /// A DNSCrypt certificate exchange or encrypted response.
+    DnsCrypt,
 }
 
 /// Longest request target kept in [`AppHint::HttpRequest`] (bytes).
@@ -221,6 +233,8 @@ impl AppHint<'_> {
             AppHint::WhatsApp => 17,
             AppHint::Rtsp { .. } => 18,
             AppHint::Skinny => 19,
+            AppHint::SdRtn { .. } => 20,
+            AppHint::DnsCrypt => 21,
         }
     }
 
@@ -232,7 +246,7 @@ impl AppHint<'_> {
     /// Protocol name of the hint, one of [`PROTOCOLS`]: "tls", "dns",
     /// "http", "quic", "ssh", "rtp", "rtcp", "sip", "stun", "dtls",
     /// "bittorrent", "mgcp", "megaco", "h323", "iax2", "rtmp", "teamspeak",
-    /// "whatsapp", "rtsp", "skinny".
+    /// "whatsapp", "rtsp", "skinny", "sd-rtn", "dnscrypt".
     pub fn protocol(&self) -> &'static str {
         PROTOCOLS[self.protocol_index()]
     }
@@ -303,6 +317,10 @@ pub fn inspect<'a>(pkt: &Packet<'a>) -> Option<AppHint<'a>> {
         }
         Transport::Udp { src_port, dst_port } => {
             let dns_port = |p: u16| p == 53 || p == 5353 || p == 5355;
+            // Before DNS: its certificate exchange is DNS-shaped.
+            if let Some(h) = dnscrypt(p, dns_port(src_port) || dns_port(dst_port)) {
+                return Some(h);
+            }
             if dns_port(src_port) || dns_port(dst_port) {
                 if let Some(h) = dns(p) {
                     return Some(h);
@@ -359,6 +377,10 @@ pub fn inspect<'a>(pkt: &Packet<'a>) -> Option<AppHint<'a>> {
 /// The TCP checks after TLS, RTSP, HTTP, SSH, DNS and SIP.
 fn tcp_other(p: &[u8], sport: u16, dport: u16) -> Option<AppHint<'_>> {
     let port = |n: u16| sport == n || dport == n;
+    // DNSCrypt over TCP: a two-byte length, then the UDP message.
+    if let Some(h) = p.get(2..).and_then(|m| dnscrypt(m, port(53))) {
+        return Some(h);
+    }
     if port(SKINNY_PORT) {
         if let Some(h) = skinny(p) {
             return Some(h);
@@ -395,9 +417,12 @@ fn text_other(p: &[u8], first: u8, sport: u16, dport: u16) -> Option<AppHint<'_>
     }
 }
 
-/// The UDP checks for text and fixed-prefix protocols (MGCP, Megaco,
-/// TeamSpeak, BitTorrent).
+/// The UDP checks for text and fixed-prefix protocols (Agora SD-RTN, MGCP,
+/// Megaco, TeamSpeak, BitTorrent).
 fn udp_other(p: &[u8], sport: u16, dport: u16) -> Option<AppHint<'_>> {
+    if let Some(h) = sd_rtn(p) {
+        return Some(h);
+    }
     match p[0] {
         b'T' => teamspeak(p),
         b'd' => bt_dht(p).then_some(AppHint::BitTorrent),
