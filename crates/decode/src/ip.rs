@@ -38,8 +38,9 @@ fn ipv4<'a>(data: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
         return;
     }
     let total_len = be16(data, 2) as usize;
+    let length_from_capture = total_len == 0;
     // TSO/GRO captures on the sending host may carry total length 0.
-    let total_len = if total_len == 0 {
+    let total_len = if length_from_capture {
         data.len()
     } else {
         total_len
@@ -60,6 +61,7 @@ fn ipv4<'a>(data: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
         dst,
         protocol,
         total_len: total_len as u32,
+        length_from_capture,
         ttl: data[8],
         fragment: (more || offset > 0).then_some(Fragment {
             offset,
@@ -108,6 +110,7 @@ fn ipv6<'a>(data: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
         dst: IpAddr::V6(Ipv6Addr::from(dst)),
         protocol: data[6],
         total_len: total_len as u32,
+        length_from_capture: payload_len == 0,
         ttl: data[7],
         fragment: None,
     };

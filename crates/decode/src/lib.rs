@@ -140,6 +140,10 @@ pub struct IpInfo {
     pub protocol: u8,
     /// IPv4 total length, or IPv6 payload length + 40.
     pub total_len: u32,
+    /// The length field was 0 (TSO/GRO captures on the sending host, IPv6
+    /// jumbograms) and `total_len` is what was captured: a copy of the
+    /// frame cut short would give another length.
+    pub length_from_capture: bool,
     pub ttl: u8,
     /// Fragment of a larger datagram (IPv4 MF/offset, IPv6 fragment header).
     pub fragment: Option<Fragment>,

@@ -3,12 +3,14 @@
 //!
 //! The analysis node runs the same stages on the record's frame as a local
 //! run does on the whole frame. Headers decide everything but application
-//! recognition, which reads the payload of a flow's first payload packets
-//! only (`flow::FlowConfig::inspect_packets`, up to 4× while nothing is
-//! recognised, and QUIC's first client Initials). So a record carries the
-//! whole captured frame for the first [`PayloadWindow::packets`] payload
-//! packets of each flow and the headers alone after that: the same answers
-//! for a fraction of the bytes.
+//! recognition, which reads the payload of the payload packets the flow
+//! table inspects (`flow::FlowConfig::inspect_packets` of them once the
+//! flow's protocol is recognised, 4× that while nothing is, or while an RTP
+//! header waits for its confirmation) and of a flow's first QUIC client
+//! Initials. So a record carries the whole captured frame for exactly
+//! those packets, which [`PayloadWindow`] tells by following the table's
+//! rule with the same recognisers, and the headers alone for the rest: the
+//! same answers for a fraction of the bytes.
 
 use std::net::IpAddr;
 
@@ -47,16 +49,24 @@ fn v6(a: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Per-flow count of payload packets seen, in a fixed table indexed by the
-/// flow key hash (bounded memory, no allocation per packet). A flow starts
-/// again, as the flow table starts a new flow, on a bare SYN, after the
-/// idle timeout, after the active timeout, and after a FIN or RST plus the
-/// close linger. Slot collisions only ever send *more* payload than needed.
+/// Which payload packets of each flow the analysis node's flow table will
+/// inspect, in a fixed table indexed by the flow key hash (bounded memory,
+/// no allocation per packet). Per flow it follows the table's rule
+/// (`flow::FlowTable::process`): a payload packet is inspected while fewer
+/// than the window have been, the window being `inspect_packets` once a
+/// protocol has been recognised and no RTP header waits for confirmation,
+/// 4× that otherwise; what was recognised is folded in as
+/// `flow::AppInfo::merge` does (an RTP header counts once a second packet
+/// continues its stream). A flow starts again, as the flow table starts a
+/// new flow, on a bare SYN, after the idle timeout, after the active
+/// timeout, and after a FIN or RST plus the close linger. A slot taken
+/// over by another flow starts that flow over: collisions only ever send
+/// *more* payload than needed.
 pub struct PayloadWindow {
     slots: Vec<Slot>,
     mask: usize,
-    /// Payload packets per flow sent whole.
-    pub packets: u32,
+    /// The table's `inspect_packets`.
+    pub inspect_packets: u8,
     idle_ns: u64,
     active_ns: u64,
     linger_ns: u64,
@@ -65,37 +75,60 @@ pub struct PayloadWindow {
 #[derive(Clone, Copy, Default)]
 struct Slot {
     key: u64,
-    payload_packets: u32,
     start_ns: u64,
     last_ns: u64,
     /// Time of the first FIN or RST (0: none).
     closing_ns: u64,
+    /// Payload packets the table has inspected.
+    inspected: u8,
+    /// A protocol was recognised (the table's `app.detected`).
+    detected: bool,
+    /// RTP confirmed by a second packet of its stream.
+    rtp_confirmed: bool,
+    /// QUIC Initials sent whole.
+    quic_initials: u8,
+    rtp: flow::RtpCandidates,
+}
+
+/// QUIC Initials sent whole per flow, either direction: the table reads up
+/// to 4 of the client's (`flow::QuicClientHello`).
+const QUIC_INITIALS_WHOLE: u8 = 8;
+
+/// What [`PayloadWindow::admit`] decided for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Send the whole frame.
+    pub whole: bool,
+    /// The table will inspect its payload: report what it recognises with
+    /// [`PayloadWindow::recognised`].
+    pub inspected: bool,
 }
 
 impl PayloadWindow {
-    /// `slots_log2`: table of 2^n slots (18: 262,144 slots, 10 MB).
+    /// `slots_log2`: table of 2^n slots (18: 262,144 slots of 64 bytes, 16 MB).
     pub fn new(cfg: &flow::FlowConfig, slots_log2: u32) -> PayloadWindow {
         let n = 1usize << slots_log2;
         PayloadWindow {
             slots: vec![Slot::default(); n],
             mask: n - 1,
-            // The flow table inspects up to 4× inspect_packets while nothing
-            // is recognised; twice that again as margin.
-            packets: 8 * cfg.inspect_packets as u32,
+            inspect_packets: cfg.inspect_packets,
             idle_ns: cfg.idle_timeout_ns,
             active_ns: cfg.active_timeout_ns,
             linger_ns: cfg.close_linger_ns,
         }
     }
 
-    /// Whether this packet of flow `key` goes whole (true) or as headers.
-    pub fn whole(
+    /// Whether this packet of flow `key` goes whole, and whether the table
+    /// will inspect it. `payload`: the packet has transport payload;
+    /// `quic_initial`: it is a UDP datagram holding a QUIC Initial.
+    pub fn admit(
         &mut self,
         key: u64,
         ts_ns: u64,
         tcp_flags_seen: Option<u8>,
         payload: bool,
-    ) -> bool {
+        quic_initial: bool,
+    ) -> Admission {
         let s = &mut self.slots[key as usize & self.mask];
         let syn_only =
             tcp_flags_seen.is_some_and(|f| f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN);
@@ -107,10 +140,9 @@ impl PayloadWindow {
         if restart {
             *s = Slot {
                 key,
-                payload_packets: 0,
                 start_ns: ts_ns,
                 last_ns: ts_ns,
-                closing_ns: 0,
+                ..Slot::default()
             };
         }
         s.last_ns = s.last_ns.max(ts_ns);
@@ -119,11 +151,53 @@ impl PayloadWindow {
         {
             s.closing_ns = ts_ns.max(1);
         }
+        let mut a = Admission {
+            whole: false,
+            inspected: false,
+        };
         if !payload {
-            return false;
+            return a;
         }
-        s.payload_packets = s.payload_packets.saturating_add(1);
-        s.payload_packets <= self.packets
+        let window = if s.detected && !s.rtp.pending() {
+            self.inspect_packets
+        } else {
+            self.inspect_packets.saturating_mul(4)
+        };
+        if s.inspected < window {
+            s.inspected += 1;
+            a = Admission {
+                whole: true,
+                inspected: true,
+            };
+        }
+        if quic_initial && s.quic_initials < QUIC_INITIALS_WHOLE {
+            s.quic_initials += 1;
+            a.whole = true;
+        }
+        a
+    }
+
+    /// Folds in what the recogniser found in a packet [`admit`](Self::admit)
+    /// said the table inspects, as `flow::AppInfo::merge` does.
+    pub fn recognised(&mut self, key: u64, hint: Option<&decode::app::AppHint<'_>>) {
+        let s = &mut self.slots[key as usize & self.mask];
+        if s.key != key {
+            return;
+        }
+        match hint {
+            Some(&decode::app::AppHint::Rtp {
+                payload_type,
+                seq,
+                ssrc,
+            }) if s.rtp_confirmed || s.rtp.confirms(ssrc, seq, payload_type) => {
+                s.rtp_confirmed = true;
+                s.detected = true;
+            }
+            // An RTP header still unconfirmed became a candidate above.
+            Some(decode::app::AppHint::Rtp { .. }) => {}
+            Some(_) => s.detected = true,
+            None => {}
+        }
     }
 }
 
@@ -190,12 +264,25 @@ impl Encoder {
             };
         }
         let has_payload = !pkt.payload.is_empty();
-        let whole = self
-            .window
-            .whole(key, frame.ts_ns, pkt.tcp().map(|t| t.flags), has_payload);
-        if whole || pkt.malformed.is_some() {
+        let quic_initial = has_payload
+            && matches!(pkt.transport, Transport::Udp { .. })
+            && decode::quic_initial::is_initial(pkt.payload);
+        let admitted = self.window.admit(
+            key,
+            frame.ts_ns,
+            pkt.tcp().map(|t| t.flags),
+            has_payload,
+            quic_initial,
+        );
+        // A frame whose IP length comes from the capture keeps its length
+        // only whole.
+        if admitted.whole || pkt.malformed.is_some() || ip.length_from_capture {
             if has_payload {
-                r.app = decode::app::inspect(&pkt).map_or(0, |h| 1 + h.protocol_index() as u8);
+                let hint = decode::app::inspect(&pkt);
+                if admitted.inspected {
+                    self.window.recognised(key, hint.as_ref());
+                }
+                r.app = hint.map_or(0, |h| 1 + h.protocol_index() as u8);
             }
             return r;
         }
@@ -254,33 +341,105 @@ mod tests {
     fn the_window_restarts_where_the_flow_table_starts_a_new_flow() {
         let cfg = flow::FlowConfig::default();
         let mut w = PayloadWindow::new(&cfg, 4);
-        let n = w.packets;
+        let whole =
+            |w: &mut PayloadWindow, key, t, f, payload| w.admit(key, t, f, payload, false).whole;
+        // Nothing recognised: the table inspects 4× inspect_packets.
+        let n = 4 * w.inspect_packets as usize;
         let s = 1_000_000_000u64;
         let mut t = s;
         for _ in 0..n {
-            assert!(w.whole(7, t, Some(tcp_flags::ACK), true));
+            assert!(whole(&mut w, 7, t, Some(tcp_flags::ACK), true));
             t += 1000;
         }
-        assert!(!w.whole(7, t, Some(tcp_flags::ACK), true));
+        assert!(!whole(&mut w, 7, t, Some(tcp_flags::ACK), true));
         // Headers-only packets do not use up the window.
-        assert!(!w.whole(7, t, Some(tcp_flags::ACK), false));
+        assert!(!whole(&mut w, 7, t, Some(tcp_flags::ACK), false));
         // A bare SYN: a new connection on the same five-tuple.
-        assert!(w.whole(7, t + 1, Some(tcp_flags::SYN), true));
+        assert!(whole(&mut w, 7, t + 1, Some(tcp_flags::SYN), true));
         for _ in 0..n {
-            w.whole(7, t + 2, None, true);
+            whole(&mut w, 7, t + 2, None, true);
         }
-        assert!(!w.whole(7, t + 3, None, true));
+        assert!(!whole(&mut w, 7, t + 3, None, true));
         // Idle for the idle timeout: a new flow.
-        assert!(w.whole(7, t + 3 + cfg.idle_timeout_ns, None, true));
+        assert!(whole(&mut w, 7, t + 3 + cfg.idle_timeout_ns, None, true));
         // FIN, then a packet after the linger: a new flow.
         let t2 = t + 3 + cfg.idle_timeout_ns;
         for _ in 0..n {
-            w.whole(7, t2, Some(tcp_flags::ACK), true);
+            whole(&mut w, 7, t2, Some(tcp_flags::ACK), true);
         }
-        w.whole(7, t2 + 1, Some(tcp_flags::FIN | tcp_flags::ACK), true);
-        assert!(!w.whole(7, t2 + 2, Some(tcp_flags::ACK), true));
-        assert!(w.whole(7, t2 + 1 + cfg.close_linger_ns, Some(tcp_flags::ACK), true));
+        whole(
+            &mut w,
+            7,
+            t2 + 1,
+            Some(tcp_flags::FIN | tcp_flags::ACK),
+            true,
+        );
+        assert!(!whole(&mut w, 7, t2 + 2, Some(tcp_flags::ACK), true));
+        assert!(whole(
+            &mut w,
+            7,
+            t2 + 1 + cfg.close_linger_ns,
+            Some(tcp_flags::ACK),
+            true
+        ));
         // Another key in the same slot starts over (more payload, never less).
-        assert!(w.whole(7 + 16, t2 + 10_000_000_000, None, true));
+        assert!(whole(&mut w, 7 + 16, t2 + 10_000_000_000, None, true));
+    }
+
+    /// The window shrinks to inspect_packets once something is recognised,
+    /// as the flow table's does, and stays wide while an RTP header waits
+    /// for the packet that confirms it.
+    #[test]
+    fn the_window_follows_what_the_table_recognises() {
+        use decode::app::AppHint;
+        let cfg = flow::FlowConfig::default();
+        let k = cfg.inspect_packets as usize;
+        let mut w = PayloadWindow::new(&cfg, 4);
+        let a = w.admit(3, 1, None, true, false);
+        assert_eq!(
+            a,
+            Admission {
+                whole: true,
+                inspected: true
+            }
+        );
+        w.recognised(3, Some(&AppHint::Skinny));
+        for i in 1..k {
+            assert!(w.admit(3, 1 + i as u64, None, true, false).inspected, "{i}");
+        }
+        assert!(!w.admit(3, 100, None, true, false).whole);
+        // A QUIC Initial beyond the window still goes whole, not inspected.
+        let q = w.admit(3, 101, None, true, true);
+        assert_eq!(
+            q,
+            Admission {
+                whole: true,
+                inspected: false
+            }
+        );
+
+        // An RTP header alone recognises nothing; its confirmation does.
+        let rtp = |seq| AppHint::Rtp {
+            payload_type: 111,
+            seq,
+            ssrc: 9,
+        };
+        w.admit(5, 1, None, true, false);
+        w.recognised(5, Some(&rtp(1)));
+        for i in 1..k {
+            w.admit(5, 1 + i as u64, None, true, false);
+            w.recognised(5, None);
+        }
+        assert!(
+            w.admit(5, 50, None, true, false).inspected,
+            "pending RTP keeps the window wide"
+        );
+        w.recognised(5, Some(&rtp(2)));
+        assert!(
+            !w.admit(5, 51, None, true, false).whole,
+            "confirmed: the window is {k}"
+        );
+        // A recogniser's answer for a flow whose slot was taken is dropped.
+        w.recognised(5 + 16, Some(&AppHint::Skinny));
     }
 }
