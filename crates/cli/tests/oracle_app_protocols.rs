@@ -338,6 +338,24 @@ struct NdpiAgreement {
     wrong: Vec<String>,
 }
 
+impl NdpiAgreement {
+    /// Prints the counts and fails on any disagreement, or when nDPI names
+    /// fewer than `at_least` flows (the captures changed).
+    fn check(&self, what: &str, at_least: usize) {
+        eprintln!(
+            "{what}: {} flows of nDPI's, {} of ours",
+            self.named.len(),
+            self.ours.len()
+        );
+        assert!(
+            self.named.len() >= at_least,
+            "{} nDPI {what} flows: the captures changed",
+            self.named.len()
+        );
+        assert!(self.wrong.is_empty(), "{}", self.wrong.join("\n"));
+    }
+}
+
 /// Flows nDPI names one of `ndpi_names` by payload inspection in `caps`
 /// against ours with protocol `ours`: every one of nDPI's must be ours
 /// too, and no other flow of those captures and of the binary-UDP
@@ -416,37 +434,26 @@ fn sd_rtn_flows_and_names_agree_with_ndpi() {
         eprintln!("skipping: ../shared/data not found");
         return;
     };
-    let NdpiAgreement {
-        named,
-        ours: got,
-        mut wrong,
-    } = agree_with_ndpi(
+    let mut a = agree_with_ndpi(
         &more_captures(&dir),
         &["agora-sd-rtn.pcap"],
         &["SD-RTN"],
         "sd-rtn",
     );
-    for (k, line) in &named {
+    for (k, line) in &a.named {
         let host = line
             .split("[Hostname/SNI: ")
             .nth(1)
             .and_then(|s| s.split(']').next())
             .unwrap_or("(none)");
-        if !got.get(k).is_some_and(|s| s.contains(host)) {
-            wrong.push(format!("{k:?}: nDPI names {host}, ours {:?}", got.get(k)));
+        if !a.ours.get(k).is_some_and(|s| s.contains(host)) {
+            a.wrong.push(format!(
+                "{k:?}: nDPI names {host}, ours {:?}",
+                a.ours.get(k)
+            ));
         }
     }
-    eprintln!(
-        "SD-RTN: {} flows of nDPI's, {} of ours",
-        named.len(),
-        got.len()
-    );
-    assert!(
-        named.len() >= 20,
-        "{} nDPI SD-RTN flows: the capture changed",
-        named.len()
-    );
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    a.check("SD-RTN", 20);
 }
 
 /// DNSCrypt (decode/src/app/dnscrypt.rs) against nDPI on the captures
@@ -467,27 +474,13 @@ fn dnscrypt_flows_agree_with_ndpi() {
         "dnscrypt_skype_false_positive.pcapng",
         "avast_securedns.pcapng",
     ];
-    let NdpiAgreement {
-        named,
-        ours: got,
-        wrong,
-    } = agree_with_ndpi(
+    agree_with_ndpi(
         &more_captures(&dir),
         &caps,
         &["DNScrypt", "AVASTSecureDNS"],
         "dnscrypt",
-    );
-    eprintln!(
-        "DNSCrypt: {} flows of nDPI's, {} of ours",
-        named.len(),
-        got.len()
-    );
-    assert!(
-        named.len() >= 200,
-        "{} nDPI DNSCrypt flows: the captures changed",
-        named.len()
-    );
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    )
+    .check("DNSCrypt", 200);
 }
 
 /// The nDPI test captures, if the data is here.
