@@ -167,8 +167,8 @@ fn tshark_flows(cap: &Path) -> Tshark {
     t
 }
 
-/// Our flows: five-tuple → the protocol names (and the service, as a
-/// "service:NAME" entry).
+/// Our flows: five-tuple → the protocol names (and the service and the
+/// server name, as "service:NAME" and "sni:NAME" entries).
 fn our_flows(cap: &Path) -> HashMap<Key, HashSet<String>> {
     let flows = flows_without_timeouts(cap, "csv");
     let mut m: HashMap<Key, HashSet<String>> = HashMap::new();
@@ -190,6 +190,9 @@ fn our_flows(cap: &Path) -> HashMap<Key, HashSet<String>> {
         }
         if !r["service"].is_empty() {
             e.insert(format!("service:{}", r["service"]));
+        }
+        if !r["tls_sni"].is_empty() {
+            e.insert(format!("sni:{}", r["tls_sni"]));
         }
     }
     m
@@ -332,7 +335,7 @@ fn rtp_only_where_a_stream_continues() {
 struct NdpiAgreement {
     /// nDPI's flows of the protocol, with the line it prints for each.
     named: HashMap<Key, String>,
-    /// Our flows of the protocol, with their `tls_sni` values.
+    /// Our flows of the protocol, with what [`our_flows`] says of each.
     ours: HashMap<Key, HashSet<String>>,
     /// Flows only one side names.
     wrong: Vec<String>,
@@ -380,29 +383,14 @@ fn agree_with_ndpi(more: &Path, caps: &[&str], ndpi_names: &[&str], ours: &str) 
                 .unwrap_or_default();
             named.insert(k, line.to_string());
         }
-        let flows = flows_without_timeouts(&cap, "csv");
-        let mut here = HashSet::new();
-        for r in csv_rows(&flows) {
-            let proto = r["proto"].to_ascii_lowercase();
-            if !r["protocols"].split('+').any(|p| p == ours) {
+        for (k, found) in our_flows(&cap) {
+            if !found.contains(ours) {
                 continue;
             }
-            let k = key(
-                &proto,
-                &r["src"],
-                r["src_port"].parse().unwrap(),
-                &r["dst"],
-                r["dst_port"].parse().unwrap(),
-            );
-            got.entry(k.clone())
-                .or_default()
-                .insert(r["tls_sni"].clone());
-            here.insert(k);
-        }
-        for k in &here {
-            if !named.contains_key(k) {
+            if !named.contains_key(&k) {
                 wrong.push(format!("{name} {k:?}: ours {ours}, nDPI not"));
             }
+            got.insert(k, found);
         }
     }
     for k in named.keys() {
@@ -446,7 +434,11 @@ fn sd_rtn_flows_and_names_agree_with_ndpi() {
             .nth(1)
             .and_then(|s| s.split(']').next())
             .unwrap_or("(none)");
-        if !a.ours.get(k).is_some_and(|s| s.contains(host)) {
+        if !a
+            .ours
+            .get(k)
+            .is_some_and(|s| s.contains(&format!("sni:{host}")))
+        {
             a.wrong.push(format!(
                 "{k:?}: nDPI names {host}, ours {:?}",
                 a.ours.get(k)

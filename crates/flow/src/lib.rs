@@ -16,7 +16,7 @@ mod table;
 pub use export::{write_csv_header, write_csv_row, FLOW_CSV_COLUMNS};
 pub use key::{Addr, Endpoint, FlowKey};
 pub use net::{Cidr, CidrError, Direction, LocalNets};
-pub use quic::QuicClientHello;
+pub use quic::{QuicClientHello, QUIC_INITIALS};
 pub use record::{
     AppInfo, DirAccumulator, DirStats, EndReason, FlowRecord, RtpCandidates, Running, Shape, Stat,
     GAP_BUCKET_BOUNDS_NS, SIZE_BUCKET_BOUNDS,

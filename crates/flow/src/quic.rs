@@ -8,7 +8,7 @@ use crate::record::AppInfo;
 /// Client Initial packets of an IETF QUIC flow decrypted in search of its
 /// ClientHello (Chrome's spans two; a Retry or version negotiation adds
 /// one or two more).
-pub(crate) const QUIC_INITIALS: u8 = 4;
+pub const QUIC_INITIALS: u8 = 4;
 /// [`QuicClientHello::initials`] once the ClientHello was read or given up.
 pub(crate) const QUIC_DONE: u8 = u8::MAX;
 

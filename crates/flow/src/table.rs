@@ -25,10 +25,27 @@ pub struct FlowConfig {
     pub max_flows: usize,
     /// Length of the first-packets sequences kept per flow (default 32).
     pub first_n: usize,
-    /// Payload packets per flow handed to the application-hint parsers.
+    /// Payload packets per flow handed to the application-hint parsers
+    /// (more while nothing is recognised: [`FlowConfig::inspection_window`]).
     pub inspect_packets: u8,
     /// Put the outer VLAN id in the flow key.
     pub vlan_in_key: bool,
+}
+
+impl FlowConfig {
+    /// How many of a flow's payload packets are inspected, given what was
+    /// recognised so far: `inspect_packets` once a protocol is, 4× that
+    /// while nothing is (a flow caught mid-transfer) or while an RTP header
+    /// waits for the packet that confirms it (a call's media after its STUN
+    /// and DTLS). The flow table and `transport::PayloadWindow`, which
+    /// sends exactly the packets the table inspects, share this rule.
+    pub fn inspection_window(&self, detected: bool, rtp_pending: bool) -> u8 {
+        if detected && !rtp_pending {
+            self.inspect_packets
+        } else {
+            self.inspect_packets.saturating_mul(4)
+        }
+    }
 }
 
 impl Default for FlowConfig {
@@ -270,7 +287,6 @@ impl FlowTable {
             }
         };
         let first_n = self.cfg.first_n;
-        let inspect_limit = self.cfg.inspect_packets;
         let linger = self.cfg.close_linger_ns;
         let st = &mut self.slots[slot as usize];
         let forward = lo_to_hi == st.init_is_lo;
@@ -292,15 +308,10 @@ impl FlowTable {
             };
             st.first_iats_us.push(iat);
         }
-        // Look at the first payload packets; keep looking (up to 4× longer)
-        // while nothing has been recognised, e.g. a flow caught mid-transfer,
-        // or while an RTP header waits for the packet that confirms it (a
-        // call's media after its STUN and DTLS).
-        let window = if st.app.detected.is_some() && !st.app.rtp_candidates.pending() {
-            inspect_limit
-        } else {
-            inspect_limit.saturating_mul(4)
-        };
+        // Look at the first payload packets, longer while nothing is known.
+        let window = self
+            .cfg
+            .inspection_window(st.app.detected.is_some(), st.app.rtp_candidates.pending());
         if st.inspected < window && !pkt.payload.is_empty() {
             st.inspected += 1;
             if let Some(h) = inspect(pkt) {

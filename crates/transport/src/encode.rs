@@ -52,10 +52,9 @@ fn v6(a: IpAddr) -> [u8; 16] {
 /// Which payload packets of each flow the analysis node's flow table will
 /// inspect, in a fixed table indexed by the flow key hash (bounded memory,
 /// no allocation per packet). Per flow it follows the table's rule
-/// (`flow::FlowTable::process`): a payload packet is inspected while fewer
-/// than the window have been, the window being `inspect_packets` once a
-/// protocol has been recognised and no RTP header waits for confirmation,
-/// 4× that otherwise; what was recognised is folded in as
+/// (`flow::FlowConfig::inspection_window`, the same function): a payload
+/// packet is inspected while fewer than the window have been; what was
+/// recognised is folded in as
 /// `flow::AppInfo::merge` does (an RTP header counts once a second packet
 /// continues its stream). A flow starts again, as the flow table starts a
 /// new flow, on a bare SYN, after the idle timeout, after the active
@@ -65,11 +64,8 @@ fn v6(a: IpAddr) -> [u8; 16] {
 pub struct PayloadWindow {
     slots: Vec<Slot>,
     mask: usize,
-    /// The table's `inspect_packets`.
-    pub inspect_packets: u8,
-    idle_ns: u64,
-    active_ns: u64,
-    linger_ns: u64,
+    /// The flow table's configuration: its timeouts and inspection window.
+    cfg: flow::FlowConfig,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -90,9 +86,10 @@ struct Slot {
     rtp: flow::RtpCandidates,
 }
 
-/// QUIC Initials sent whole per flow, either direction: the table reads up
-/// to 4 of the client's (`flow::QuicClientHello`).
-const QUIC_INITIALS_WHOLE: u8 = 8;
+/// QUIC Initials sent whole per flow, either direction (which end is the
+/// client is the table's to say): the table reads up to
+/// [`flow::QUIC_INITIALS`] of the client's.
+const QUIC_INITIALS_WHOLE: u8 = 2 * flow::QUIC_INITIALS;
 
 /// What [`PayloadWindow::admit`] decided for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +108,7 @@ impl PayloadWindow {
         PayloadWindow {
             slots: vec![Slot::default(); n],
             mask: n - 1,
-            inspect_packets: cfg.inspect_packets,
-            idle_ns: cfg.idle_timeout_ns,
-            active_ns: cfg.active_timeout_ns,
-            linger_ns: cfg.close_linger_ns,
+            cfg: cfg.clone(),
         }
     }
 
@@ -134,9 +128,10 @@ impl PayloadWindow {
             tcp_flags_seen.is_some_and(|f| f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN);
         let restart = s.key != key
             || syn_only
-            || ts_ns.saturating_sub(s.last_ns) >= self.idle_ns
-            || ts_ns.saturating_sub(s.start_ns) >= self.active_ns
-            || (s.closing_ns != 0 && ts_ns.saturating_sub(s.closing_ns) >= self.linger_ns);
+            || ts_ns.saturating_sub(s.last_ns) >= self.cfg.idle_timeout_ns
+            || ts_ns.saturating_sub(s.start_ns) >= self.cfg.active_timeout_ns
+            || (s.closing_ns != 0
+                && ts_ns.saturating_sub(s.closing_ns) >= self.cfg.close_linger_ns);
         if restart {
             *s = Slot {
                 key,
@@ -158,12 +153,7 @@ impl PayloadWindow {
         if !payload {
             return a;
         }
-        let window = if s.detected && !s.rtp.pending() {
-            self.inspect_packets
-        } else {
-            self.inspect_packets.saturating_mul(4)
-        };
-        if s.inspected < window {
+        if s.inspected < self.cfg.inspection_window(s.detected, s.rtp.pending()) {
             s.inspected += 1;
             a = Admission {
                 whole: true,
@@ -344,7 +334,7 @@ mod tests {
         let whole =
             |w: &mut PayloadWindow, key, t, f, payload| w.admit(key, t, f, payload, false).whole;
         // Nothing recognised: the table inspects 4× inspect_packets.
-        let n = 4 * w.inspect_packets as usize;
+        let n = 4 * cfg.inspect_packets as usize;
         let s = 1_000_000_000u64;
         let mut t = s;
         for _ in 0..n {
