@@ -28,7 +28,9 @@ pub fn dns_type_name(t: u16) -> &'static str {
     }
 }
 
-fn read_qname(msg: &[u8], mut off: usize) -> Option<(DnsName, usize)> {
+/// The question name at `off` and the offset after it (no compression:
+/// questions are not compressed).
+pub(super) fn read_qname(msg: &[u8], mut off: usize) -> Option<(DnsName, usize)> {
     let mut name = DnsName {
         buf: [0; 255],
         len: 0,

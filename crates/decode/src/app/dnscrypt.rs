@@ -10,6 +10,7 @@
 //! with a client magic taken from the resolver's certificate (8 bytes no
 //! one else can predict).
 
+use super::dns::read_qname;
 use super::AppHint;
 use crate::be16;
 
@@ -37,22 +38,11 @@ pub(super) fn dnscrypt(p: &[u8], dns_port: bool) -> Option<AppHint<'static>> {
     if p.len() < 17 || be16(p, 4) != 1 || p[12..14] != *b"\x012" {
         return None;
     }
-    let conventional = p
-        .get(14..28)
-        .is_some_and(|l| l[0] == 13 && l[1..].eq_ignore_ascii_case(b"dnscrypt-cert"));
-    // The rest of the question name, then its type.
-    let mut at = 14;
-    loop {
-        let l = *p.get(at)? as usize;
-        if l == 0 {
-            at += 1;
-            break;
-        }
-        if l & 0xc0 != 0 {
-            return None;
-        }
-        at += 1 + l;
-    }
+    let (name, at) = read_qname(p, 12)?;
+    let conventional = name
+        .as_str()
+        .get(..16)
+        .is_some_and(|n| n.eq_ignore_ascii_case("2.dnscrypt-cert."));
     if p.len() < at + 4 || be16(p, at) != TXT {
         return None;
     }
