@@ -474,6 +474,14 @@ pub fn flow_features(rec: &FlowRecord) -> Vec<f32> {
 /// computed beforehand (from the same record's [`AppInfo`]).
 pub fn flow_features_named(rec: &FlowRecord, names: &NameFeatures) -> Vec<f32> {
     let mut v = Vec::with_capacity(FLOW_FEATURE_COUNT);
+    flow_features_named_into(rec, names, &mut v);
+    v
+}
+
+/// [`flow_features_named`] into `v` (cleared first): streaming
+/// classification reuses one row for all its predictions.
+pub fn flow_features_named_into(rec: &FlowRecord, names: &NameFeatures, v: &mut Vec<f32>) {
+    v.clear();
     let dur = rec.duration_s();
     let pk = rec.packets() as f64;
     let by = rec.bytes() as f64;
@@ -589,15 +597,14 @@ pub fn flow_features_named(rec: &FlowRecord, names: &NameFeatures) -> Vec<f32> {
     // direction's active share.
     let flow_seconds =
         rec.end_ns / 1_000_000_000 - rec.start_ns.min(rec.end_ns) / 1_000_000_000 + 1;
-    shape_features(&rec.fwd, flow_seconds, &mut v);
-    shape_features(&rec.bwd, flow_seconds, &mut v);
+    shape_features(&rec.fwd, flow_seconds, v);
+    shape_features(&rec.bwd, flow_seconds, v);
     let base = v.len();
     v.extend([0.0; TOKEN_BUCKETS]);
     for &b in &names.buckets {
         v[base + b as usize] = 1.0;
     }
     debug_assert_eq!(v.len(), FLOW_FEATURE_COUNT);
-    v
 }
 
 /// What a flow's names and application facts give its feature row: the

@@ -7,8 +7,8 @@ use flow::{AppInfo, FlowRecord};
 
 use crate::evidence::{evidence_feature_names, TokenEvidence};
 use crate::features::{
-    evidence_tokens, flow_feature_names, flow_features, flow_features_named, packet_feature_names,
-    NameFeatures, FEATURE_SCHEMA_VERSION,
+    evidence_tokens, flow_feature_names, flow_features, flow_features_named_into,
+    packet_feature_names, NameFeatures, FEATURE_SCHEMA_VERSION,
 };
 use crate::flat::TreeEnsemble;
 use crate::models::{Classifier, Model};
@@ -226,13 +226,21 @@ impl ModelFile {
     /// the model's, times the catalogue's likelihood ratio when the model
     /// carries token evidence, calibrated by the file's temperature.
     pub fn flow_proba(&self, x: &[f32]) -> Vec<f32> {
-        let mut p = self.model.predict_proba(x);
-        if self.evidence.is_some() {
-            catalogue_adjust(&mut p, x, self.catalogue_weight);
-        }
-        crate::calibration::apply_class_weights(&mut p, &self.class_weights);
-        crate::calibration::apply_temperature(&mut p, self.temperature);
+        let mut p = Vec::new();
+        self.flow_proba_into(x, &mut p);
         p
+    }
+
+    /// [`flow_proba`](Self::flow_proba) into `p`, reusing its memory.
+    pub fn flow_proba_into(&self, x: &[f32], p: &mut Vec<f32>) {
+        p.clear();
+        p.resize(self.model.n_classes(), 0.0);
+        self.model.predict_proba_into(x, p);
+        if self.evidence.is_some() {
+            catalogue_adjust(p, x, self.catalogue_weight);
+        }
+        crate::calibration::apply_class_weights(p, &self.class_weights);
+        crate::calibration::apply_temperature(p, self.temperature);
     }
 
     /// The model's input row for a (finished or partial) flow.
@@ -254,6 +262,19 @@ impl ModelFile {
         cache: &mut RowNameCache,
         memo: &mut NameMemo,
     ) -> Vec<f32> {
+        let mut x = Vec::with_capacity(self.feature_names.len());
+        self.flow_row_cached_into(rec, cache, memo, &mut x);
+        x
+    }
+
+    /// [`flow_row_cached`](Self::flow_row_cached) into `x` (cleared first).
+    pub fn flow_row_cached_into(
+        &self,
+        rec: &FlowRecord,
+        cache: &mut RowNameCache,
+        memo: &mut NameMemo,
+        x: &mut Vec<f32>,
+    ) {
         if cache.app.as_ref() != Some(&rec.app) {
             let (names, evidence) = memo.get(rec, || {
                 (
@@ -269,9 +290,8 @@ impl ModelFile {
             cache.evidence.extend_from_slice(evidence);
             cache.app = Some(rec.app.clone());
         }
-        let mut x = flow_features_named(rec, &cache.names);
+        flow_features_named_into(rec, &cache.names, x);
         x.extend_from_slice(&cache.evidence);
-        x
     }
 
     /// Wraps a trained per-packet model.

@@ -947,6 +947,15 @@ impl Model {
         }
     }
 
+    /// Classes it answers (the length of its probability rows).
+    pub fn n_classes(&self) -> usize {
+        match self {
+            Model::Forest(m) => m.n_classes,
+            Model::Gbt(m) => m.n_classes,
+            Model::Mlp(m) => m.n_classes,
+        }
+    }
+
     fn inner(&self) -> &dyn Classifier {
         match self {
             Model::Forest(m) => m,

@@ -138,6 +138,10 @@ pub struct StreamingClassifier {
     predictions: u64,
     /// Name features by application facts, shared by the flows (bounded).
     memo: NameMemo,
+    /// The flow being judged and its model row: one of each, reused by
+    /// every prediction instead of allocated per prediction.
+    judged: Option<FlowRecord>,
+    row: Vec<f32>,
 }
 
 impl StreamingClassifier {
@@ -158,6 +162,8 @@ impl StreamingClassifier {
             verdicts: vec![],
             predictions: 0,
             memo: NameMemo::default(),
+            judged: None,
+            row: Vec::new(),
         })
     }
 
@@ -219,14 +225,19 @@ impl StreamingClassifier {
                 && n <= self.cfg.max_update_packets
                 && (n - k).is_multiple_of(self.cfg.update_every.max(1)));
         if due {
-            if let Some(rec) = self.table.snapshot(&pl) {
-                let x = self
-                    .model
-                    .flow_row_cached(&rec, &mut f.names, &mut self.memo);
-                let p = self.model.flow_proba(&x);
+            let judged = match self.judged.as_mut() {
+                Some(j) => self.table.snapshot_into(&pl, j),
+                None => {
+                    self.judged = self.table.snapshot(&pl);
+                    self.judged.is_some()
+                }
+            };
+            if let (true, Some(rec)) = (judged, self.judged.as_ref()) {
+                self.model
+                    .flow_row_cached_into(rec, &mut f.names, &mut self.memo, &mut self.row);
+                self.model.flow_proba_into(&self.row, &mut f.probabilities);
                 self.predictions += 1;
-                f.prediction = judge(self.cfg.threshold, &p);
-                f.probabilities = p;
+                f.prediction = judge(self.cfg.threshold, &f.probabilities);
             }
         }
         Some(PacketVerdict {
@@ -275,17 +286,18 @@ impl StreamingClassifier {
     /// answer only while a flow is open. The packets it had already carried
     /// keep the `pending` they were given when they arrived.
     fn settle_ended(&mut self) {
-        let ended = std::mem::take(&mut self.ended);
-        for r in ended {
+        // Taken for the loop and put back: its memory serves the next batch.
+        let mut ended = std::mem::take(&mut self.ended);
+        for r in ended.drain(..) {
             let Some(mut f) = self.flows.remove(&r.id) else {
                 continue;
             };
             if f.prediction == Prediction::Pending {
-                let x = self.model.flow_row_cached(&r, &mut f.names, &mut self.memo);
-                let p = self.model.flow_proba(&x);
+                self.model
+                    .flow_row_cached_into(&r, &mut f.names, &mut self.memo, &mut self.row);
+                self.model.flow_proba_into(&self.row, &mut f.probabilities);
                 self.predictions += 1;
-                f.prediction = judge(self.cfg.threshold, &p);
-                f.probabilities = p;
+                f.prediction = judge(self.cfg.threshold, &f.probabilities);
             }
             self.verdicts.push(FlowVerdict {
                 flow_id: r.id,
@@ -299,6 +311,7 @@ impl StreamingClassifier {
                 record: r,
             });
         }
+        self.ended = ended;
     }
 }
 

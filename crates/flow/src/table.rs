@@ -360,6 +360,32 @@ impl FlowTable {
         Some(record)
     }
 
+    /// [`snapshot`](Self::snapshot) into `out`, reusing its memory (the
+    /// first-packet sequences; the application facts are copied only when
+    /// they differ): streaming classification judges a flow many times.
+    /// False (and `out` unchanged) once that flow has ended.
+    pub fn snapshot_into(&self, placed: &Placement, out: &mut FlowRecord) -> bool {
+        let Some(st) = self.open_slot(placed) else {
+            return false;
+        };
+        let first_sizes = std::mem::take(&mut out.first_sizes);
+        let first_dirs = std::mem::take(&mut out.first_dirs);
+        let first_iats_us = std::mem::take(&mut out.first_iats_us);
+        let app = std::mem::take(&mut out.app);
+        *out = head_record(st, EndReason::EndOfInput);
+        out.first_sizes = first_sizes;
+        out.first_sizes.clone_from(&st.first_sizes);
+        out.first_dirs = first_dirs;
+        out.first_dirs.clone_from(&st.first_dirs);
+        out.first_iats_us = first_iats_us;
+        out.first_iats_us.clone_from(&st.first_iats_us);
+        out.app = app;
+        if out.app != st.app {
+            out.app.clone_from(&st.app);
+        }
+        true
+    }
+
     /// What the payload of the flow a packet was just placed in has revealed
     /// so far; `None` once that flow has ended.
     pub fn app_of(&self, placed: &Placement) -> Option<&AppInfo> {

@@ -169,6 +169,11 @@ struct Ctx<'a> {
     /// rows are serialized into: a batch is mostly flows of one day.
     flow_insert: Option<(i64, String)>,
     json: Vec<u8>,
+    /// End of the newest bin the store holds (`u64::MAX` when unknown): a
+    /// bin starting there or later cannot exist yet, so the lookup that
+    /// makes a rewrite replace a bin's old rows is skipped for it (the
+    /// usual case, bins arriving in order).
+    bins_end: u64,
 }
 
 impl Ctx<'_> {
@@ -197,12 +202,33 @@ fn transaction(
         now: pipeline::unix_now_ns(),
         flow_insert: None,
         json: Vec::with_capacity(4096),
+        bins_end: u64::MAX,
     };
     let mut done = Done::default();
     let mut minutes = BTreeSet::new();
     let meta = |k| get_meta(conn, k).map(|v| v.map(|v| v.max(0) as u64));
     let mut newest = meta("newest_ns")?.unwrap_or(0);
-    let mut last_bin_end = meta("last_bin_end_ns")?.unwrap_or(0);
+    let stored_bin_end = meta("last_bin_end_ns")?;
+    // Without the mark (no bin written yet, or a store from before it was
+    // kept) a bin exists only if some bins row does.
+    cx.bins_end = match stored_bin_end {
+        Some(e) => e,
+        None => {
+            let any: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM partitions WHERE kind = 'bins_1s' LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if any.is_some() {
+                u64::MAX
+            } else {
+                0
+            }
+        }
+    };
+    let mut last_bin_end = stored_bin_end.unwrap_or(0);
     let mut max_flow = meta("max_flow_duration_ns")?.unwrap_or(0);
     let mut widths = (meta("bin_width_ns")?, meta("fine_width_ns")?);
     for out in outs {
@@ -315,11 +341,14 @@ fn write_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<()> {
     let fine = cx.table(Kind::Fine, day)?;
     let c = cx.conn;
     let start = i(b.start_ns);
-    let existed = c
-        .prepare_cached(&format!("SELECT 1 FROM {bins} WHERE start_ns = ?1"))?
-        .query_row([start], |_| Ok(()))
-        .optional()?
-        .is_some();
+    let existed = b.start_ns < cx.bins_end
+        && c.prepare_cached(&format!("SELECT 1 FROM {bins} WHERE start_ns = ?1"))?
+            .query_row([start], |_| Ok(()))
+            .optional()?
+            .is_some();
+    if cx.bins_end != u64::MAX {
+        cx.bins_end = cx.bins_end.max(b.start_ns.saturating_add(b.width_ns));
+    }
     if existed {
         // A rewrite replaces the whole bin: keys it no longer has must go too.
         c.prepare_cached(&format!(
