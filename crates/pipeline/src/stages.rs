@@ -387,14 +387,9 @@ impl Pipeline {
     }
 
     fn take_verdicts(&mut self) {
-        let verdicts: Vec<classify::FlowVerdict> = self.classifier.drain_verdicts().collect();
-        if verdicts.is_empty() {
-            self.status
-                .open_flows
-                .store(self.classifier.open_flows() as u64, Relaxed);
-            return;
-        }
-        for v in verdicts {
+        // Drained in place: most packets end no flow, and the ones that do
+        // need no second vector.
+        for v in self.classifier.drain_verdicts() {
             let truth = self.open.remove(&v.flow_id);
             let (class, confidence) = match v.prediction {
                 Prediction::Class { class, confidence } => {
