@@ -242,9 +242,12 @@ fn identity(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
 }
 
 fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
-    // auto_vacuum only takes effect before the first table exists; on an
-    // existing store it is a no-op that keeps whatever was set at creation.
-    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+    // page_size and auto_vacuum only take effect before the first table
+    // exists; on an existing store they are no-ops that keep whatever was
+    // set at creation. 16 KiB pages: a quarter of the WAL frames (two
+    // writes each) and B-tree pages for the same rows; `store_bench` wrote
+    // 7 days of bins 20 % faster, queries as fast or faster, 0.7 % larger.
+    conn.execute_batch("PRAGMA page_size = 16384; PRAGMA auto_vacuum = INCREMENTAL")?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
@@ -259,7 +262,11 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA foreign_keys = OFF;
          -- the WAL is truncated back to this after a checkpoint that emptied it
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA cache_size = -32768;",
+         PRAGMA cache_size = -32768;
+         -- statement journals (of every multi-row INSERT OR REPLACE, e.g. the
+         -- minute rollups) in memory: in a file they cost a write per page
+         -- touched (41,000 on the sparse benchmark capture)
+         PRAGMA temp_store = MEMORY;",
     )?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
