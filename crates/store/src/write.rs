@@ -231,14 +231,19 @@ fn transaction(
     let mut last_bin_end = stored_bin_end.unwrap_or(0);
     let mut max_flow = meta("max_flow_duration_ns")?.unwrap_or(0);
     let mut widths = (meta("bin_width_ns")?, meta("fine_width_ns")?);
+    // Bins and windows that sources' parts changed: each is summed and
+    // written once per transaction, after all its parts in the batch (with
+    // four partitions a bin has four parts, usually in one batch).
+    let mut merge_bins = BTreeSet::new();
+    let mut merge_windows = BTreeSet::new();
     for out in outs {
         match out {
             Output::Bin(b) => {
                 if b.source.is_empty() {
                     write_bin(&mut cx, b)?;
                 } else {
-                    let merged = write_source_bin(&mut cx, b)?;
-                    write_bin(&mut cx, &merged)?;
+                    write_part(&mut cx, Kind::SrcBins, b.start_ns, &b.source, b)?;
+                    merge_bins.insert(b.start_ns);
                 }
                 minutes.insert(b.start_ns - b.start_ns % MINUTE_NS);
                 let end = b.start_ns.saturating_add(b.width_ns);
@@ -252,8 +257,8 @@ fn transaction(
                 if w.source.is_empty() {
                     write_window(&mut cx, w)?;
                 } else {
-                    let merged = write_source_window(&mut cx, w)?;
-                    write_window(&mut cx, &merged)?;
+                    write_part(&mut cx, Kind::SrcWindows, w.start_ns, &w.source, w)?;
+                    merge_windows.insert(w.start_ns);
                 }
                 newest = newest.max(w.end_ns);
                 done.windows += 1;
@@ -270,6 +275,17 @@ fn transaction(
                 max_flow = max_flow.max(r.end_ns.saturating_sub(r.start_ns));
                 done.flows += 1;
             }
+        }
+    }
+    for &start in &merge_bins {
+        if let Some(merged) = Bin::merge(&read_parts::<Bin>(&mut cx, Kind::SrcBins, start)?) {
+            write_bin(&mut cx, &merged)?;
+        }
+    }
+    for &start in &merge_windows {
+        let parts = read_parts::<EvalWindow>(&mut cx, Kind::SrcWindows, start)?;
+        if let Some(merged) = EvalWindow::merge(&parts) {
+            write_window(&mut cx, &merged)?;
         }
     }
     let mut rolled = meta("rollup_through_ns")?.unwrap_or(0);
@@ -425,60 +441,47 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(e.into())
 }
 
-/// Keeps `part` as its source's share of the row at `start_ns` in a
-/// per-source table (replacing that source's earlier write: idempotent per
-/// source and time) and returns every source's share at that time, in
-/// source order, for the caller to sum.
-fn write_part<T>(
+/// Stores one source's part of the bin or window starting at `start_ns`
+/// (replacing that source's earlier part: a replay rewrites, never adds).
+fn write_part<T: serde::Serialize>(
     cx: &mut Ctx<'_>,
     kind: Kind,
     start_ns: u64,
     source: &str,
     part: &T,
-) -> rusqlite::Result<Vec<T>>
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-{
+) -> rusqlite::Result<()> {
     let t = cx.table(kind, day_of(start_ns))?;
-    let start = i(start_ns);
+    cx.json.clear();
+    serde_json::to_writer(&mut cx.json, part).map_err(json_err)?;
+    // serde_json writes UTF-8 only.
+    let row = std::str::from_utf8(&cx.json)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     cx.conn
         .prepare_cached(&format!(
             "INSERT OR REPLACE INTO {t} (start_ns, source, row) VALUES (?1, ?2, ?3)"
         ))?
-        .execute(params![
-            start,
-            source,
-            serde_json::to_string(part).map_err(json_err)?
-        ])?;
+        .execute(params![i(start_ns), source, row])?;
+    Ok(())
+}
+
+/// Every source's part of the bin or window starting at `start_ns`, in
+/// source order: what the merged one is the sum of.
+fn read_parts<T: serde::de::DeserializeOwned>(
+    cx: &mut Ctx<'_>,
+    kind: Kind,
+    start_ns: u64,
+) -> rusqlite::Result<Vec<T>> {
+    let t = cx.table(kind, day_of(start_ns))?;
     let mut st = cx.conn.prepare_cached(&format!(
         "SELECT row FROM {t} WHERE start_ns = ?1 ORDER BY source"
     ))?;
-    let mut rows = st.query([start])?;
+    let mut rows = st.query([i(start_ns)])?;
     let mut parts = Vec::new();
     while let Some(r) = rows.next()? {
         let text: String = r.get(0)?;
         parts.push(serde_json::from_str(&text).map_err(json_err)?);
     }
     Ok(parts)
-}
-
-/// The bin `b` (one source's part) makes: the sum of every source's part.
-/// (A part of another width never gets here: `Writer::check` refuses it.)
-fn write_source_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<Bin> {
-    let parts = write_part(cx, Kind::SrcBins, b.start_ns, &b.source, b)?;
-    Ok(Bin::merge(&parts).unwrap_or_else(|| Bin {
-        source: String::new(),
-        ..b.clone()
-    }))
-}
-
-/// The evaluation window `w` (one source's part) makes.
-fn write_source_window(cx: &mut Ctx<'_>, w: &EvalWindow) -> rusqlite::Result<EvalWindow> {
-    let parts = write_part(cx, Kind::SrcWindows, w.start_ns, &w.source, w)?;
-    Ok(EvalWindow::merge(&parts).unwrap_or_else(|| EvalWindow {
-        source: String::new(),
-        ..w.clone()
-    }))
 }
 
 /// Recomputes minute `m` of the 1 min tier from the base tier: sums, the
