@@ -176,8 +176,8 @@ impl StreamingClassifier {
         self.flows.len()
     }
 
-    /// First-packet time of the oldest open flow (a scan of the table).
-    pub fn oldest_open_flow_start_ns(&self) -> Option<u64> {
+    /// First-packet time of the oldest open flow.
+    pub fn oldest_open_flow_start_ns(&mut self) -> Option<u64> {
         self.table.oldest_start_ns()
     }
 

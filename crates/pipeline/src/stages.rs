@@ -316,10 +316,9 @@ impl Pipeline {
         .unwrap_or(u64::MAX)
     }
 
-    /// First-packet time of the oldest open flow (a scan of the flow table:
-    /// for bookkeeping per batch, not per packet). An input replayed from
-    /// that packet on rebuilds every open flow whole.
-    pub fn oldest_open_flow_ns(&self) -> Option<u64> {
+    /// First-packet time of the oldest open flow (amortised O(1)). An input
+    /// replayed from that packet on rebuilds every open flow whole.
+    pub fn oldest_open_flow_ns(&mut self) -> Option<u64> {
         self.classifier.oldest_open_flow_start_ns()
     }
 
