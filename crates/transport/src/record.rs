@@ -265,11 +265,6 @@ impl<'a> Cursor<'a> {
     fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
-    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
-        Ok(u16::from_le_bytes(
-            self.take(2, what)?.try_into().unwrap_or([0; 2]),
-        ))
-    }
     fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(
             self.take(4, what)?.try_into().unwrap_or([0; 4]),
@@ -407,51 +402,55 @@ impl<'a> Iterator for Records<'a> {
             return None;
         }
         self.left -= 1;
-        let c = &mut self.c;
-        let _len = c.u32("").ok()?;
-        let ts_ns = c.u64("").ok()?;
-        let wire_len = c.u32("").ok()?;
-        let cap_len = c.u32("").ok()?;
-        let linktype = c.u16("").ok()?;
-        let ip_version = c.u8("").ok()?;
-        let ip_proto = c.u8("").ok()?;
-        let src_port = c.u16("").ok()?;
-        let dst_port = c.u16("").ok()?;
-        let direction = c.u8("").ok()?;
-        let app = c.u8("").ok()?;
-        let flow_key = c.u64("").ok()?;
-        let (src, dst) = match ip_version {
-            4 => {
-                let s: [u8; 4] = c.take(4, "").ok()?.try_into().ok()?;
-                let d: [u8; 4] = c.take(4, "").ok()?.try_into().ok()?;
-                (Some(IpAddr::from(s)), Some(IpAddr::from(d)))
-            }
-            6 => {
-                let s: [u8; 16] = c.take(16, "").ok()?.try_into().ok()?;
-                let d: [u8; 16] = c.take(16, "").ok()?.try_into().ok()?;
-                (Some(IpAddr::from(s)), Some(IpAddr::from(d)))
-            }
-            _ => (None, None),
-        };
-        let n = c.u16("").ok()? as usize;
-        let frame = c.take(n, "").ok()?;
-        Some(PacketRecord {
-            ts_ns,
-            wire_len,
-            cap_len,
-            linktype,
-            ip_version,
-            ip_proto,
-            src,
-            dst,
-            src_port,
-            dst_port,
-            direction,
-            app,
-            flow_key,
-            frame,
-        })
+        let len = self.c.u32("").ok()? as usize;
+        read_record(self.c.take(len, "").ok()?)
     }
+}
+
+/// One record's fields, read at their fixed offsets: `Message::parse`
+/// checked its length against the IP version and frame length
+/// (`check_record`), so one bounds check covers the fixed fields.
+fn read_record(rec: &[u8]) -> Option<PacketRecord<'_>> {
+    let f: &[u8; FIXED] = rec.get(..FIXED)?.try_into().ok()?;
+    let u16_at = |i: usize| u16::from_le_bytes([f[i], f[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&f[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    let ip_version = f[18];
+    let (src, dst, at) = match ip_version {
+        4 => {
+            let a: [u8; 8] = rec.get(FIXED..FIXED + 8)?.try_into().ok()?;
+            let (s, d) = ([a[0], a[1], a[2], a[3]], [a[4], a[5], a[6], a[7]]);
+            (Some(IpAddr::from(s)), Some(IpAddr::from(d)), FIXED + 8)
+        }
+        6 => {
+            let s: [u8; 16] = rec.get(FIXED..FIXED + 16)?.try_into().ok()?;
+            let d: [u8; 16] = rec.get(FIXED + 16..FIXED + 32)?.try_into().ok()?;
+            (Some(IpAddr::from(s)), Some(IpAddr::from(d)), FIXED + 32)
+        }
+        _ => (None, None, FIXED),
+    };
+    let n = u16::from_le_bytes(rec.get(at..at + 2)?.try_into().ok()?) as usize;
+    let frame = rec.get(at + 2..at + 2 + n)?;
+    Some(PacketRecord {
+        ts_ns: u64_at(0),
+        wire_len: u32_at(8),
+        cap_len: u32_at(12),
+        linktype: u16_at(16),
+        ip_version,
+        ip_proto: f[19],
+        src,
+        dst,
+        src_port: u16_at(20),
+        dst_port: u16_at(22),
+        direction: f[24],
+        app: f[25],
+        flow_key: u64_at(26),
+        frame,
+    })
 }
 
 #[cfg(test)]
