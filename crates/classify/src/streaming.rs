@@ -225,14 +225,16 @@ impl StreamingClassifier {
                 && n <= self.cfg.max_update_packets
                 && (n - k).is_multiple_of(self.cfg.update_every.max(1)));
         if due {
-            let judged = match self.judged.as_mut() {
+            // The first prediction makes the reused record; later ones
+            // refill it (false once the flow has ended).
+            let open = match &mut self.judged {
                 Some(j) => self.table.snapshot_into(&pl, j),
-                None => {
-                    self.judged = self.table.snapshot(&pl);
-                    self.judged.is_some()
+                slot => {
+                    *slot = self.table.snapshot(&pl);
+                    slot.is_some()
                 }
             };
-            if let (true, Some(rec)) = (judged, self.judged.as_ref()) {
+            if let Some(rec) = self.judged.as_ref().filter(|_| open) {
                 self.model
                     .flow_row_cached_into(rec, &mut f.names, &mut self.memo, &mut self.row);
                 self.model.flow_proba_into(&self.row, &mut f.probabilities);

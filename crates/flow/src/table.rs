@@ -153,7 +153,8 @@ pub struct FlowTable {
     /// `active_q`'s first live entry and the live late ones hold the oldest
     /// start.
     max_start: u64,
-    late_starts: Vec<(u64, u32, u32)>,
+    /// (slot, generation) of flows created out of start order.
+    late_starts: Vec<(u32, u32)>,
     /// `late_starts` is pruned of ended flows when it grows past this.
     late_cap: usize,
     /// (deadline, slot, generation) of closing TCP flows.
@@ -223,7 +224,7 @@ impl FlowTable {
         let late = self
             .late_starts
             .iter()
-            .map(|&(_, slot, _)| self.slots[slot as usize].start)
+            .map(|&(slot, _)| self.slots[slot as usize].start)
             .min();
         match (front, late) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -233,7 +234,7 @@ impl FlowTable {
 
     fn prune_late_starts(&mut self) {
         let mut late = std::mem::take(&mut self.late_starts);
-        late.retain(|&(_, slot, gen)| self.live(slot, gen));
+        late.retain(|&(slot, gen)| self.live(slot, gen));
         self.late_cap = (2 * late.len()).max(64);
         self.late_starts = late;
     }
@@ -392,10 +393,7 @@ impl FlowTable {
     pub fn snapshot(&self, placed: &Placement) -> Option<FlowRecord> {
         let st = self.open_slot(placed)?;
         let mut record = head_record(st, EndReason::EndOfInput);
-        record.first_sizes = st.first_sizes.clone();
-        record.first_dirs = st.first_dirs.clone();
-        record.first_iats_us = st.first_iats_us.clone();
-        record.app = st.app.clone();
+        copy_open_facts(st, &mut record);
         Some(record)
     }
 
@@ -407,21 +405,11 @@ impl FlowTable {
         let Some(st) = self.open_slot(placed) else {
             return false;
         };
-        let first_sizes = std::mem::take(&mut out.first_sizes);
-        let first_dirs = std::mem::take(&mut out.first_dirs);
-        let first_iats_us = std::mem::take(&mut out.first_iats_us);
-        let app = std::mem::take(&mut out.app);
-        *out = head_record(st, EndReason::EndOfInput);
-        out.first_sizes = first_sizes;
-        out.first_sizes.clone_from(&st.first_sizes);
-        out.first_dirs = first_dirs;
-        out.first_dirs.clone_from(&st.first_dirs);
-        out.first_iats_us = first_iats_us;
-        out.first_iats_us.clone_from(&st.first_iats_us);
-        out.app = app;
-        if out.app != st.app {
-            out.app.clone_from(&st.app);
-        }
+        // The head is rebuilt; the old record's buffers are kept for the copy.
+        let old = std::mem::replace(out, head_record(st, EndReason::EndOfInput));
+        (out.first_sizes, out.first_dirs, out.first_iats_us, out.app) =
+            (old.first_sizes, old.first_dirs, old.first_iats_us, old.app);
+        copy_open_facts(st, out);
         true
     }
 
@@ -569,7 +557,7 @@ impl FlowTable {
         let gen = self.slots[slot as usize].gen;
         self.active_q.push_back((ts, slot, gen));
         if ts < self.max_start {
-            self.late_starts.push((ts, slot, gen));
+            self.late_starts.push((slot, gen));
             if self.late_starts.len() > self.late_cap {
                 self.prune_late_starts();
             }
@@ -644,6 +632,18 @@ impl FlowTable {
 
 /// A flow's record without its first-packet sequences and application facts
 /// (the caller moves or copies those).
+/// What [`head_record`] leaves out of an open flow's record: its
+/// first-packet sequences and application facts (copied into `out`'s
+/// buffers; the facts only when they differ).
+fn copy_open_facts(st: &FlowState, out: &mut FlowRecord) {
+    out.first_sizes.clone_from(&st.first_sizes);
+    out.first_dirs.clone_from(&st.first_dirs);
+    out.first_iats_us.clone_from(&st.first_iats_us);
+    if out.app != st.app {
+        out.app.clone_from(&st.app);
+    }
+}
+
 fn head_record(st: &FlowState, reason: EndReason) -> FlowRecord {
     let (init, resp) = if st.init_is_lo {
         (st.key.lo, st.key.hi)

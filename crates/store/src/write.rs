@@ -169,10 +169,10 @@ struct Ctx<'a> {
     /// rows are serialized into: a batch is mostly flows of one day.
     flow_insert: Option<(i64, String)>,
     json: Vec<u8>,
-    /// End of the newest bin the store holds (`u64::MAX` when unknown): a
-    /// bin starting there or later cannot exist yet, so the lookup that
-    /// makes a rewrite replace a bin's old rows is skipped for it (the
-    /// usual case, bins arriving in order).
+    /// End of the newest bin the store holds (`last_bin_end_ns`, kept up
+    /// by [`write_bin`]): a bin starting there or later cannot exist yet, so
+    /// the lookup that makes a rewrite replace a bin's old rows is skipped
+    /// for it (the usual case, bins arriving in order).
     bins_end: u64,
 }
 
@@ -202,33 +202,30 @@ fn transaction(
         now: pipeline::unix_now_ns(),
         flow_insert: None,
         json: Vec::with_capacity(4096),
-        bins_end: u64::MAX,
+        bins_end: 0,
     };
     let mut done = Done::default();
     let mut minutes = BTreeSet::new();
     let meta = |k| get_meta(conn, k).map(|v| v.map(|v| v.max(0) as u64));
     let mut newest = meta("newest_ns")?.unwrap_or(0);
-    let stored_bin_end = meta("last_bin_end_ns")?;
-    // Without the mark (no bin written yet, or a store from before it was
-    // kept) a bin exists only if some bins row does.
-    cx.bins_end = match stored_bin_end {
+    cx.bins_end = match meta("last_bin_end_ns")? {
         Some(e) => e,
-        None => {
-            let any: Option<i64> = conn
+        // No bin written yet, or a store from before the mark was kept: its
+        // newest bin says.
+        None => match cx.cat.days(Kind::Bins1s).last() {
+            Some(&day) => conn
                 .query_row(
-                    "SELECT 1 FROM partitions WHERE kind = 'bins_1s' LIMIT 1",
+                    &format!(
+                        "SELECT coalesce(max(start_ns + width_ns), 0) FROM {}",
+                        Kind::Bins1s.table(day)
+                    ),
                     [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if any.is_some() {
-                u64::MAX
-            } else {
-                0
-            }
-        }
+                    |r| r.get::<_, i64>(0),
+                )?
+                .max(0) as u64,
+            None => 0,
+        },
     };
-    let mut last_bin_end = stored_bin_end.unwrap_or(0);
     let mut max_flow = meta("max_flow_duration_ns")?.unwrap_or(0);
     let mut widths = (meta("bin_width_ns")?, meta("fine_width_ns")?);
     // Bins and windows that sources' parts changed: each is summed and
@@ -248,7 +245,6 @@ fn transaction(
                 minutes.insert(b.start_ns - b.start_ns % MINUTE_NS);
                 let end = b.start_ns.saturating_add(b.width_ns);
                 newest = newest.max(end);
-                last_bin_end = last_bin_end.max(end);
                 widths.0.get_or_insert(b.width_ns);
                 widths.1.get_or_insert(b.fine_width_ns);
                 done.bins += 1;
@@ -294,8 +290,8 @@ fn transaction(
         rolled = rolled.max(m + MINUTE_NS);
     }
     set_meta(conn, "newest_ns", i(newest))?;
-    if last_bin_end > 0 {
-        set_meta(conn, "last_bin_end_ns", i(last_bin_end))?;
+    if cx.bins_end > 0 {
+        set_meta(conn, "last_bin_end_ns", i(cx.bins_end))?;
         set_meta(conn, "rollup_through_ns", i(rolled))?;
     }
     set_meta(conn, "max_flow_duration_ns", i(max_flow))?;
@@ -362,9 +358,7 @@ fn write_bin(cx: &mut Ctx<'_>, b: &Bin) -> rusqlite::Result<()> {
             .query_row([start], |_| Ok(()))
             .optional()?
             .is_some();
-    if cx.bins_end != u64::MAX {
-        cx.bins_end = cx.bins_end.max(b.start_ns.saturating_add(b.width_ns));
-    }
+    cx.bins_end = cx.bins_end.max(b.start_ns.saturating_add(b.width_ns));
     if existed {
         // A rewrite replaces the whole bin: keys it no longer has must go too.
         c.prepare_cached(&format!(
