@@ -220,23 +220,25 @@ impl FlowTable {
             .active_q
             .front()
             .map(|&(_, slot, _)| self.slots[slot as usize].start);
-        self.prune_late_starts();
-        let late = self
-            .late_starts
-            .iter()
-            .map(|&(slot, _)| self.slots[slot as usize].start)
-            .min();
-        match (front, late) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        front.into_iter().chain(self.prune_late_starts()).min()
     }
 
-    fn prune_late_starts(&mut self) {
+    /// Drops ended flows from `late_starts`; the earliest start of the
+    /// ones left, found in the same pass.
+    fn prune_late_starts(&mut self) -> Option<u64> {
         let mut late = std::mem::take(&mut self.late_starts);
-        late.retain(|&(slot, gen)| self.live(slot, gen));
+        let mut oldest: Option<u64> = None;
+        late.retain(|&(slot, gen)| {
+            let live = self.live(slot, gen);
+            if live {
+                let start = self.slots[slot as usize].start;
+                oldest = Some(oldest.map_or(start, |o| o.min(start)));
+            }
+            live
+        });
         self.late_cap = (2 * late.len()).max(64);
         self.late_starts = late;
+        oldest
     }
 
     pub fn is_empty(&self) -> bool {
@@ -630,8 +632,6 @@ impl FlowTable {
     }
 }
 
-/// A flow's record without its first-packet sequences and application facts
-/// (the caller moves or copies those).
 /// What [`head_record`] leaves out of an open flow's record: its
 /// first-packet sequences and application facts (copied into `out`'s
 /// buffers; the facts only when they differ).
@@ -644,6 +644,8 @@ fn copy_open_facts(st: &FlowState, out: &mut FlowRecord) {
     }
 }
 
+/// A flow's record without its first-packet sequences and application facts
+/// (the caller moves or copies those).
 fn head_record(st: &FlowState, reason: EndReason) -> FlowRecord {
     let (init, resp) = if st.init_is_lo {
         (st.key.lo, st.key.hi)

@@ -365,17 +365,24 @@ impl<'a> Message<'a> {
 }
 
 const FIXED: usize = 8 + 4 + 4 + 2 + 1 + 1 + 2 + 2 + 1 + 1 + 8;
+/// Offset of `ip_version` among the fixed fields.
+const IP_VERSION_AT: usize = 18;
+
+/// Bytes of the two addresses a record of `ip_version` carries.
+fn addrs_len(ip_version: u8) -> Option<usize> {
+    match ip_version {
+        0 => Some(0),
+        4 => Some(8),
+        6 => Some(32),
+        _ => None,
+    }
+}
 
 fn check_record(rec: &[u8]) -> Result<(), &'static str> {
     if rec.len() < FIXED + 2 {
         return Err("shorter than its fixed fields");
     }
-    let addrs = match rec[18] {
-        0 => 0,
-        4 => 8,
-        6 => 32,
-        _ => return Err("IP version is not 0, 4 or 6"),
-    };
+    let addrs = addrs_len(rec[IP_VERSION_AT]).ok_or("IP version is not 0, 4 or 6")?;
     let at = FIXED + addrs;
     if rec.len() < at + 2 {
         return Err("addresses truncated");
@@ -419,19 +426,20 @@ fn read_record(rec: &[u8]) -> Option<PacketRecord<'_>> {
         b.copy_from_slice(&f[i..i + 8]);
         u64::from_le_bytes(b)
     };
-    let ip_version = f[18];
-    let (src, dst, at) = match ip_version {
+    let ip_version = f[IP_VERSION_AT];
+    let at = FIXED + addrs_len(ip_version)?;
+    let (src, dst) = match ip_version {
         4 => {
-            let a: [u8; 8] = rec.get(FIXED..FIXED + 8)?.try_into().ok()?;
+            let a: [u8; 8] = rec.get(FIXED..at)?.try_into().ok()?;
             let (s, d) = ([a[0], a[1], a[2], a[3]], [a[4], a[5], a[6], a[7]]);
-            (Some(IpAddr::from(s)), Some(IpAddr::from(d)), FIXED + 8)
+            (Some(IpAddr::from(s)), Some(IpAddr::from(d)))
         }
         6 => {
             let s: [u8; 16] = rec.get(FIXED..FIXED + 16)?.try_into().ok()?;
-            let d: [u8; 16] = rec.get(FIXED + 16..FIXED + 32)?.try_into().ok()?;
-            (Some(IpAddr::from(s)), Some(IpAddr::from(d)), FIXED + 32)
+            let d: [u8; 16] = rec.get(FIXED + 16..at)?.try_into().ok()?;
+            (Some(IpAddr::from(s)), Some(IpAddr::from(d)))
         }
-        _ => (None, None, FIXED),
+        _ => (None, None),
     };
     let n = u16::from_le_bytes(rec.get(at..at + 2)?.try_into().ok()?) as usize;
     let frame = rec.get(at + 2..at + 2 + n)?;
